@@ -1,0 +1,118 @@
+"""What a DBA checks by hand after building a primary with two streaming
+replicas, asserted on the real containers."""
+
+import re
+import uuid
+
+import pgha_testlib as lib
+
+SERVICE = 'postgresql@15-main'
+
+
+def slot_of(node):
+    return re.sub(r'[^a-z0-9_]', '_', node.backend.hostname.lower())
+
+
+def test_postgresql_active_everywhere(nodes):
+    for node in nodes:
+        assert node.service(SERVICE).is_running, node.backend.hostname
+        assert node.service(SERVICE).is_enabled, node.backend.hostname
+
+
+def test_roles_primary_and_replicas(primary, replicas):
+    assert lib.psql(primary, 'SELECT pg_is_in_recovery()') == 'f'
+    for node in replicas:
+        assert lib.psql(node, 'SELECT pg_is_in_recovery()') == 't', node.backend.hostname
+
+
+def test_replicas_reject_writes(replicas):
+    for node in replicas:
+        cmd = lib.psql(node, 'CREATE TABLE must_fail (id int)', check=False)
+        assert cmd.rc != 0
+        assert 'read-only transaction' in cmd.stderr, cmd.stderr
+
+
+def test_each_replica_streams_on_its_own_active_slot(primary, replicas):
+    rows = lib.psql(primary, """
+        SELECT r.application_name, r.state, s.slot_name, s.active, s.slot_type
+          FROM pg_stat_replication r
+          JOIN pg_replication_slots s ON s.active_pid = r.pid
+         ORDER BY 1""").splitlines()
+    expected = ['%s|streaming|%s|t|physical' % (slot_of(n), slot_of(n)) for n in replicas]
+    assert rows == sorted(expected)
+    # and each replica's WAL receiver uses that slot, from the primary
+    for node in replicas:
+        row = lib.psql(node, 'SELECT status, slot_name FROM pg_stat_wal_receiver')
+        assert row == 'streaming|%s' % slot_of(node)
+
+
+def test_replication_connections_use_tls(primary):
+    rows = lib.psql(primary, """
+        SELECT bool_and(s.ssl), count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)""")
+    assert rows == 't|2'
+
+
+def test_rows_written_on_primary_appear_on_replicas(primary, replicas):
+    token = uuid.uuid4().hex
+    lib.psql(primary, 'CREATE TABLE IF NOT EXISTS probe (token text PRIMARY KEY, at timestamptz DEFAULT now())',
+             db='app')
+    lib.psql(primary, "INSERT INTO probe (token) SELECT '%s' || g FROM generate_series(1, 1000) g" % token,
+             db='app')
+    for node in replicas:
+        lib.wait_for(lambda: lib.psql(node, "SELECT count(*) FROM probe WHERE token LIKE '%s%%'" % token,
+                                      db='app') == '1000',
+                     timeout=20, what='1000 rows on %s' % node.backend.hostname)
+
+
+def test_shared_settings_and_host_override(nodes, groups):
+    for node in nodes:
+        name = node.backend.hostname
+        assert lib.psql(node, 'SHOW shared_buffers') == '64MB', name
+        assert lib.psql(node, 'SHOW log_min_duration_statement') == '250ms', name
+        assert lib.psql(node, 'SHOW wal_log_hints') == 'on', name
+        assert lib.psql(node, 'SHOW data_checksums') == 'on', name
+        expected_work_mem = '24MB' if name == 'default-pg3' else '4MB'
+        assert lib.psql(node, 'SHOW work_mem') == expected_work_mem, name
+        # the override comes from the separate per-host file
+        source = lib.psql(node, "SELECT sourcefile FROM pg_settings WHERE name = 'work_mem'")
+        assert source == ('/etc/postgresql/15/main/pgha-host.conf' if name == 'default-pg3' else '')
+
+
+def test_no_trust_for_network_connections(nodes):
+    for node in nodes:
+        rows = lib.psql(node, """
+            SELECT count(*) FILTER (WHERE type <> 'local' AND auth_method = 'trust'),
+                   count(*) FILTER (WHERE error IS NOT NULL),
+                   count(*) FILTER (WHERE type = 'hostssl' AND 'replication' = ANY(database)
+                                    AND auth_method = 'scram-sha-256')
+              FROM pg_hba_file_rules""")
+        # no trust, no broken line, one scram replication rule per cluster member
+        assert rows == '0|0|3', node.backend.hostname
+
+
+def test_no_password_in_standby_configuration(replicas):
+    for node in replicas:
+        conninfo = lib.psql(node, 'SHOW primary_conninfo')
+        assert 'password' not in conninfo
+        assert 'application_name=%s' % slot_of(node) in conninfo
+        pgpass = node.file('/var/lib/postgresql/.pgpass')
+        assert pgpass.user == 'postgres' and pgpass.mode == 0o600
+
+
+def test_replicas_are_clones_of_the_primary(primary, replicas):
+    query = 'SELECT system_identifier FROM pg_control_system()'
+    ident = lib.psql(primary, query)
+    for node in replicas:
+        assert lib.psql(node, query) == ident
+
+
+def test_bad_input_on_a_running_cluster_changes_nothing(nodes):
+    """A preflight failure stops site.yml before it touches a running cluster."""
+    before = {n.backend.hostname: (n.file('/etc/postgresql/15/main/postgresql.conf').md5sum,
+                                   lib.psql(n, 'SELECT pg_postmaster_start_time()')) for n in nodes}
+    proc = lib.run_playbook('site.yml', '-e', 'postgresql_version=11', '-e', '{"postgresql_settings": {"work_mem": "1GB"}}')
+    assert proc.returncode != 0
+    assert 'postgresql_version=11 is not available here' in proc.stdout
+    after = {n.backend.hostname: (n.file('/etc/postgresql/15/main/postgresql.conf').md5sum,
+                                  lib.psql(n, 'SELECT pg_postmaster_start_time()')) for n in nodes}
+    assert before == after
