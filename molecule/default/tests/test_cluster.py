@@ -1,6 +1,7 @@
 """What a DBA checks by hand after building a primary with two streaming
 replicas, asserted on the real containers."""
 
+import json
 import re
 import uuid
 
@@ -116,3 +117,36 @@ def test_bad_input_on_a_running_cluster_changes_nothing(nodes):
     after = {n.backend.hostname: (n.file('/etc/postgresql/15/main/postgresql.conf').md5sum,
                                   lib.psql(n, 'SELECT pg_postmaster_start_time()')) for n in nodes}
     assert before == after
+
+
+def _start_times(nodes):
+    return {n.backend.hostname: lib.psql(n, 'SELECT pg_postmaster_start_time()') for n in nodes}
+
+
+def test_reload_for_reloadable_settings_restart_only_when_needed(nodes):
+    """A reloadable change reloads (no restart); a restart-only change restarts."""
+    base = {'shared_buffers': '64MB', 'log_min_duration_statement': 250}
+    started = _start_times(nodes)
+    try:
+        lib.run_playbook('site.yml', '-e', '{"postgresql_settings": %s}'
+                         % json.dumps(dict(base, log_min_duration_statement=300)), check=True)
+        for node in nodes:
+            assert lib.psql(node, 'SHOW log_min_duration_statement') == '300ms'
+        assert _start_times(nodes) == started, 'a reloadable setting restarted PostgreSQL'
+
+        lib.run_playbook('site.yml', '-e', '{"postgresql_settings": %s}'
+                         % json.dumps(dict(base, shared_buffers='96MB')), check=True)
+        restarted = _start_times(nodes)
+        for node in nodes:
+            name = node.backend.hostname
+            assert lib.psql(node, 'SHOW shared_buffers') == '96MB', name
+            assert restarted[name] != started[name], '%s was not restarted for shared_buffers' % name
+    finally:
+        # back to the scenario's inventory settings
+        lib.run_playbook('site.yml', check=True)
+    for node in nodes:
+        assert lib.psql(node, 'SHOW shared_buffers') == '64MB'
+    # and the replicas still stream after their restarts
+    for node in nodes[1:]:
+        lib.wait_for(lambda: lib.psql(node, 'SELECT status FROM pg_stat_wal_receiver') == 'streaming',
+                     timeout=30, what='%s streaming again' % node.backend.hostname)
