@@ -8,9 +8,9 @@ export PGHA_ROOT PGHA_WORK PGHA_VENV
 export PATH=$PGHA_VENV/bin:$PATH
 export CONTAINERS_CONF=$PGHA_ROOT/lab/containers.conf
 export ANSIBLE_HOME=$PGHA_WORK/ansible-home
-# This checkout is the collection pgha.cluster (linked under .work/collections;
-# Molecule installs a copy under $ANSIBLE_HOME/collections, which comes first);
-# the collections it depends on live in the venv's site-packages.
-export ANSIBLE_COLLECTIONS_PATH=$ANSIBLE_HOME/collections:$PGHA_WORK/collections
+# This checkout is the collection pgha.cluster, linked under .work/collections
+# (tools/molecule puts Molecule's own installed copy first); the collections it
+# depends on live in the venv's site-packages.
+export ANSIBLE_COLLECTIONS_PATH=$PGHA_WORK/collections
 export ANSIBLE_CONFIG=$PGHA_ROOT/ansible.cfg
 export PGHA_IMAGE=${PGHA_IMAGE:-localhost/pgha-debian12:latest}

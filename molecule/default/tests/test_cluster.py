@@ -119,6 +119,20 @@ def test_bad_input_on_a_running_cluster_changes_nothing(nodes):
     assert before == after
 
 
+def test_check_mode_reports_but_changes_nothing(nodes):
+    conf = '/etc/postgresql/15/main/postgresql.conf'
+    before = {n.backend.hostname: n.file(conf).md5sum for n in nodes}
+    started = _start_times(nodes)
+    proc = lib.run_playbook('site.yml', '--check', '--diff', '-e',
+                            '{"postgresql_settings": {"shared_buffers": "80MB"}}')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "+shared_buffers = '80MB'" in proc.stdout  # the plan shows the change
+    assert {n.backend.hostname: n.file(conf).md5sum for n in nodes} == before
+    assert _start_times(nodes) == started
+    for node in nodes:
+        assert lib.psql(node, 'SHOW shared_buffers') == '64MB'
+
+
 def _start_times(nodes):
     return {n.backend.hostname: lib.psql(n, 'SELECT pg_postmaster_start_time()') for n in nodes}
 
