@@ -46,12 +46,11 @@ else:
 DEFAULT_WAL_SEGMENT_SIZE = 16 * 1024 * 1024
 
 _LSN_RE = re.compile(r'^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$')
-_WALFILE_RE = re.compile(r'^[0-9A-Fa-f]{24}$')
 _MAX_LSN = (1 << 64) - 1
 
 
 class LsnError(ValueError):
-    """A value is not a PostgreSQL LSN (or WAL file name, timeline, segment size)."""
+    """A value is not a PostgreSQL LSN (or not a timeline ID or WAL segment size)."""
 
 
 def _is_int(value):
@@ -131,13 +130,6 @@ def lsn_to_walfile(lsn, timeline, segment_size=DEFAULT_WAL_SEGMENT_SIZE):
     segno = position // segment_size
     per_xlogid = 0x100000000 // segment_size
     return '%08X%08X%08X' % (timeline, segno // per_xlogid, segno % per_xlogid)
-
-
-def walfile_timeline(walfile):
-    """The timeline ID of a WAL file name: its first 8 hexadecimal digits."""
-    if not isinstance(walfile, str) or not _WALFILE_RE.match(walfile.strip()):
-        raise LsnError('not a WAL file name: %r (expected 24 hexadecimal digits)' % (walfile,))
-    return int(walfile.strip()[:8], 16)
 
 
 def interval_seconds(value):

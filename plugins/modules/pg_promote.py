@@ -12,8 +12,8 @@ module: pg_promote
 short_description: Promote a PostgreSQL standby to primary
 version_added: 0.1.0
 description:
-  - Promotes the standby it connects to with C(SELECT pg_promote(wait => true, wait_seconds => N)) and waits
-    until the server accepts writes.
+  - Promotes the standby it connects to by calling the function C(pg_promote) with C(wait) true and
+    C(wait_seconds) set to O(wait_seconds), so that it returns once the server accepts writes.
   - Idempotent. On a server that is already a primary (not in recovery) it changes nothing and reports
     C(changed=false).
   - Reports the timeline and WAL positions before and after, so a runbook can log what happened and check
@@ -23,7 +23,7 @@ description:
 options:
   wait_seconds:
     description:
-      - How many seconds C(pg_promote()) waits for the promotion to complete.
+      - How many seconds C(pg_promote) waits for the promotion to complete.
       - When the wait ends first the module fails. The promote request has been sent by then and the server
         may still complete the promotion later.
     type: int
@@ -41,7 +41,7 @@ options:
     default: 5432
   login_user:
     description:
-      - Role to connect as. It must be a superuser or have been granted EXECUTE on C(pg_promote()).
+      - Role to connect as. It must be a superuser or have been granted EXECUTE on C(pg_promote).
     type: str
     default: postgres
   login_password:
@@ -74,10 +74,10 @@ attributes:
 requirements:
   - psycopg2 (Debian package C(python3-psycopg2)) on the managed host
 notes:
-  - The default connection (Unix socket, user C(postgres), peer authentication) works with
-    C(become: true) and C(become_user: postgres) on the database host.
+  - "The default connection (Unix socket, user C(postgres), peer authentication) works with
+    C(become: true) and C(become_user: postgres) on the database host."
   - Promotion writes an end-of-recovery record and requests a checkpoint, which is spread over minutes. Until it
-    completes, C(pg_control_checkpoint()) and the control file still show the old timeline; tools that read the
+    completes, C(pg_control_checkpoint) and the control file still show the old timeline; tools that read the
     control file of the new primary, such as C(pg_rewind) of the old primary, may then report
     C(no rewind required). Run C(CHECKPOINT) on the new primary first. This module reads the timeline from
     the name of the current WAL file, which is exact from the moment of promotion.
@@ -89,7 +89,7 @@ seealso:
     description: The recovery control functions.
     link: https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-RECOVERY-CONTROL
 author:
-  - pgha.cluster developers
+  - pgha.cluster developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -140,23 +140,23 @@ timeline_after:
   sample: 2
 receive_lsn_before:
   description:
-    - C(pg_last_wal_receive_lsn()) before promotion; null when no WAL was streamed since the server started.
+    - C(pg_last_wal_receive_lsn) before promotion; null when no WAL was streamed since the server started.
   returned: always
   type: str
   sample: 0/367CEA0
 replay_lsn_before:
-  description: C(pg_last_wal_replay_lsn()) before promotion; null on a primary.
+  description: C(pg_last_wal_replay_lsn) before promotion; null on a primary.
   returned: always
   type: str
   sample: 0/367CEA0
 current_lsn_after:
   description:
-    - C(pg_current_wal_lsn()) after promotion (or now, on a server that already was a primary); null in check mode.
+    - C(pg_current_wal_lsn) after promotion (or now, on a server that already was a primary); null in check mode.
   returned: always
   type: str
   sample: 0/367CED0
 elapsed:
-  description: Seconds the C(pg_promote()) call took; 0.0 when nothing was promoted.
+  description: Seconds the C(pg_promote) call took; 0.0 when nothing was promoted.
   returned: always
   type: float
   sample: 0.103
@@ -251,7 +251,7 @@ def run(module, cursor):
 
     privilege = query_one(cursor, PRIVILEGE_SQL)
     if not privilege['can_promote']:
-        module.fail_json(msg=privilege_message(describe_target(module.params), privilege['who']), **result)
+        module.fail_json(**dict(result, msg=privilege_message(describe_target(module.params), privilege['who'])))
 
     if module.check_mode:
         result.update(
@@ -268,7 +268,7 @@ def run(module, cursor):
         result['elapsed'] = round(time.monotonic() - started, 3)
         code = sqlstate(e)
         if code == INSUFFICIENT_PRIVILEGE:
-            module.fail_json(msg=privilege_message(describe_target(module.params), privilege['who']), **result)
+            module.fail_json(**dict(result, msg=privilege_message(describe_target(module.params), privilege['who'])))
         if code == NOT_IN_PREREQUISITE_STATE and not query_one(cursor, IN_RECOVERY_SQL)['in_recovery']:
             # Promoted by someone else between our first look and pg_promote().
             timeline, current = primary_timeline(cursor)
@@ -276,12 +276,12 @@ def run(module, cursor):
                           msg='The server left recovery before pg_promote() ran (promoted by someone else); '
                               'it is a primary on timeline %s at LSN %s: nothing to do.' % (timeline, current))
             return result
-        module.fail_json(msg='pg_promote() failed at %s: %s' % (describe_target(module.params), error_text(e)),
-                         **result)
+        module.fail_json(**dict(result, msg='pg_promote() failed at %s: %s'
+                                % (describe_target(module.params), error_text(e))))
     result['elapsed'] = round(time.monotonic() - started, 3)
 
     if not promoted and query_one(cursor, IN_RECOVERY_SQL)['in_recovery']:
-        module.fail_json(msg=timeout_message(wait_seconds), **result)
+        module.fail_json(**dict(result, msg=timeout_message(wait_seconds)))
 
     timeline, current = primary_timeline(cursor)
     result.update(
