@@ -170,8 +170,8 @@ def failover_plan(nodes, old_primary, candidate=None, max_lag_bytes=0, force=Fal
         plan['override'] = 'promote_force'
         return plan
     plan['action'] = 'promote'
-    plan['reason'] = 'Promote %s (received up to %s on timeline %s).' % (chosen['name'], chosen['lsn'],
-                                                                          chosen['timeline'])
+    plan['reason'] = 'Promote %s (received up to %s on timeline %s).' % (
+        chosen['name'], chosen['lsn'], chosen['timeline'])
     return plan
 
 
@@ -207,8 +207,8 @@ def switchover_plan(nodes, candidate=None, max_lag_bytes=16777216, sync_names=No
         sync = [n for n in pool if n['name'] in (sync_names or [])]
         chosen = max(sync or pool, key=_lsn_int)
     if chosen['receiver'] != 'streaming':
-        plan['reason'] = '%s does not stream from the primary (WAL receiver: %s).' % (chosen['name'],
-                                                                                    chosen['receiver'] or 'none')
+        plan['reason'] = '%s does not stream from the primary (WAL receiver: %s).' % (
+            chosen['name'], chosen['receiver'] or 'none')
         return plan
     lag = max(0, _lsn_int(primary) - _lsn_int(chosen))
     if lag > int(max_lag_bytes):

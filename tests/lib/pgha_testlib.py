@@ -70,3 +70,60 @@ def run_playbook(playbook, *args, check=False):
 
 def _quote(s):
     return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+# --------------------------------------------------------------------------
+# Cluster-level helpers for the failover and switchover scenarios
+# --------------------------------------------------------------------------
+
+def podman(*args, check=True):
+    proc = subprocess.run(['podman'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, check=False)
+    if check:
+        assert proc.returncode == 0, 'podman %s: %s' % (' '.join(args), proc.stdout)
+    return proc
+
+
+def connect(host, user='app', password=None, dbname='app', timeout=3):
+    """psycopg2 connection from the test host to a node or VIP address."""
+    import psycopg2
+    return psycopg2.connect(host=host, port=5432, user=user, password=password, dbname=dbname,
+                            connect_timeout=timeout, sslmode='require')
+
+
+def holds_address(node, address):
+    return (' %s/' % address) in node.run('ip -o -4 addr show').stdout
+
+
+def role_of(node):
+    cmd = psql(node, 'SELECT pg_is_in_recovery()', check=False)
+    if cmd.rc != 0:
+        return 'down'
+    return 'standby' if cmd.stdout.strip() == 't' else 'primary'
+
+
+def write_inventory(tmp_path, primary, replicas):
+    """A copy of this scenario's inventory with the groups changed, as an operator
+    updates it after a failover; returns the directory to pass to -i."""
+    import shutil
+    src = inventory_dir()
+    dst = os.path.join(str(tmp_path), 'inventory')
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, os.path.basename(os.environ['MOLECULE_INVENTORY_FILE']))
+    with open(path) as f:
+        inv = yaml.safe_load(f)
+    hosts = dict(inv['all']['hosts'])
+    inv['primary'] = {'hosts': {h: hosts[h] for h in primary}}
+    inv['replicas'] = {'hosts': {h: hosts[h] for h in replicas}}
+    with open(path, 'w') as f:
+        yaml.safe_dump(inv, f)
+    return dst
+
+
+def run_playbook_with(inventory, playbook, *args):
+    cmd = ['ansible-playbook', '-i', inventory, os.path.join(ROOT, 'playbooks', playbook)] + list(args)
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, check=False)
+
+
+def table_digest(node, table, db='app'):
+    return psql(node, 'SELECT count(*), md5(string_agg(t::text, \',\' ORDER BY t::text)) FROM %s t' % table, db=db)

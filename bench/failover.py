@@ -1,0 +1,178 @@
+"""bench/failover: see the shell wrapper. Uses the lab helpers (lab/lib.sh) for
+the containers and the collection's own playbooks for everything else."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+import yaml
+
+ROOT = os.environ['PGHA_ROOT']
+WORK = os.path.join(os.environ['PGHA_WORK'], 'bench-failover')
+NET, SUBNET = 'pgha-bench-fo', '10.89.62.0/24'
+NODES = {'bfo1': '10.89.62.11', 'bfo2': '10.89.62.12', 'bfo3': '10.89.62.13'}
+VIP = '10.89.62.100'
+SCALE = int(os.environ.get('BENCH_SCALE', '150'))
+KEY = os.path.join(os.environ['PGHA_WORK'], 'lab', 'id_ed25519')
+
+
+def sh(script):
+    subprocess.run(['bash', '-c', '. "%s/lab/lib.sh"; %s' % (ROOT, script)], check=True)
+
+
+def container(name):
+    return 'pgha-' + name
+
+
+def inventory(primary):
+    replicas = [n for n in NODES if n != primary]
+    inv = {'all': {
+        'vars': {
+            'ansible_user': 'root', 'ansible_ssh_private_key_file': KEY,
+            'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null '
+                                       '-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=120s',
+            'ansible_python_interpreter': '/usr/bin/python3',
+            'postgresql_replication_password': 'bench-replication-secret',
+            'postgresql_settings': {'shared_buffers': '256MB', 'max_wal_size': '4GB'},
+            'pg_primary_databases': [{'name': 'app'}],
+            'pg_primary_users': [{'name': 'app', 'password': 'bench-app', 'db': 'app'}],
+            'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
+                                        'source': SUBNET, 'method': 'scram-sha-256'}],
+            'keepalived_writer_vip': VIP + '/24', 'keepalived_auth_pass': 'benchfo',
+            'keepalived_writer_router_id': 71, 'keepalived_reader_router_id': 72},
+        'children': {
+            'primary': {'hosts': {primary: {'ansible_host': NODES[primary]}}},
+            'replicas': {'hosts': dict((r, {'ansible_host': NODES[r]}) for r in replicas)}}}}
+    path = os.path.join(WORK, 'hosts-%s.yml' % primary)
+    with open(path, 'w') as f:
+        yaml.safe_dump(inv, f)
+    return path
+
+
+def playbook(inv, name, *extra):
+    start = time.monotonic()
+    log = os.path.join(WORK, '%s-%d.log' % (name.replace('.yml', ''), int(time.time())))
+    with open(log, 'w') as out:
+        rc = subprocess.run(['ansible-playbook', '-i', inv, os.path.join(ROOT, 'playbooks', name)] + list(extra),
+                            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False).returncode
+    took = time.monotonic() - start
+    if rc != 0:
+        sys.exit('%s failed (rc %d), see %s' % (name, rc, log))
+    return took
+
+
+class Probe(threading.Thread):
+    """Writes one row through the VIP every 50 ms; keeps the times of successes."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.ok = []
+        self.stop = threading.Event()
+
+    def run(self):
+        conn = None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = psycopg2.connect(host=VIP, user='app', password='bench-app', dbname='app',
+                                            connect_timeout=1, sslmode='require')
+                    conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute('INSERT INTO probe DEFAULT VALUES')
+                self.ok.append(time.monotonic())
+            except Exception:
+                conn = None
+            time.sleep(0.05)
+
+    def first_after(self, t):
+        return next((x for x in self.ok if x > t), None)
+
+    def longest_gap(self, t0, t1):
+        pts = [x for x in self.ok if t0 - 1 <= x <= t1]
+        return max((b - a for a, b in zip(pts, pts[1:])), default=float('nan'))
+
+
+def psql(node, sql, db='app'):
+    return subprocess.run(['podman', 'exec', container(node), 'runuser', '-u', 'postgres', '--', 'psql', '-XAtq',
+                           '-d', db, '-c', sql], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    names = ' '.join(container(n) for n in NODES)
+    results = []
+    try:
+        sh('lab_rm %s; lab_network %s %s; lab_key; %s; lab_wait_ssh %s' % (
+            names, NET, SUBNET,
+            '; '.join('lab_node %s %s %s %s' % (container(n), n, NET, ip) for n, ip in NODES.items()),
+            ' '.join(NODES.values())))
+        inv = inventory('bfo1')
+        print('== provisioning (site.yml): %.1fs' % playbook(inv, 'site.yml'))
+        t = time.monotonic()
+        subprocess.run(['podman', 'exec', container('bfo1'), 'runuser', '-u', 'postgres', '--', 'pgbench', '-i',
+                        '-q', '-s', str(SCALE), 'app'], check=True, capture_output=True)
+        psql('bfo1', 'CREATE TABLE probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now()); '
+                     'GRANT INSERT, SELECT ON probe TO app; GRANT USAGE ON SEQUENCE probe_id_seq TO app')
+        size = psql('bfo1', "SELECT pg_size_pretty(pg_database_size('app'))")
+        print('== pgbench -i -s %d: %s in %.1fs' % (SCALE, size, time.monotonic() - t))
+        probe = Probe()
+        probe.start()
+        time.sleep(2)
+
+        # 1. failover: kill the primary, run promote.yml at once
+        t_kill = time.monotonic()
+        subprocess.run(['podman', 'kill', container('bfo1')], check=True, capture_output=True)
+        took = playbook(inv, 'promote.yml')
+        first = probe.first_after(t_kill)
+        results.append(('failover: promote.yml wall time', took))
+        results.append(('failover: kill -> first write through the VIP', first - t_kill))
+        new = next(n for n in ('bfo2', 'bfo3') if psql(n, 'SELECT pg_is_in_recovery()') == 'f')
+        print('== failover to %s: promote.yml %.1fs, writes back %.1fs after the kill' % (new, took, first - t_kill))
+
+        # 2. rejoin the killed primary by pg_rewind
+        subprocess.run(['podman', 'start', container('bfo1')], check=True, capture_output=True)
+        sh('lab_node %s bfo1 %s %s; lab_wait_ssh %s' % (container('bfo1'), NET, NODES['bfo1'], NODES['bfo1']))
+        inv = inventory(new)
+        rewind = playbook(inv, 'rejoin.yml', '-e', 'rejoin_host=bfo1')
+        results.append(('rejoin bfo1 by pg_rewind', rewind))
+        print('== rejoin by rewind: %.1fs' % rewind)
+
+        # 3. switchover back to bfo1, writes probed throughout
+        t0 = time.monotonic()
+        took = playbook(inv, 'switchover.yml', '-e', 'switchover_candidate=bfo1')
+        t1 = time.monotonic()
+        time.sleep(2)
+        results.append(('switchover: switchover.yml wall time', took))
+        results.append(('switchover: longest gap between probe writes', probe.longest_gap(t0, t1 + 2)))
+        print('== switchover to bfo1: %.1fs, longest write gap %.1fs' % (took, probe.longest_gap(t0, t1 + 2)))
+        inv = inventory('bfo1')
+
+        # 4. a second failover, then rejoin by a full re-clone
+        t_kill = time.monotonic()
+        subprocess.run(['podman', 'kill', container('bfo1')], check=True, capture_output=True)
+        took = playbook(inv, 'promote.yml')
+        first = probe.first_after(t_kill)
+        results.append(('failover #2: promote.yml wall time', took))
+        results.append(('failover #2: kill -> first write through the VIP', first - t_kill))
+        new = next(n for n in ('bfo2', 'bfo3') if psql(n, 'SELECT pg_is_in_recovery()') == 'f')
+        subprocess.run(['podman', 'start', container('bfo1')], check=True, capture_output=True)
+        sh('lab_node %s bfo1 %s %s; lab_wait_ssh %s' % (container('bfo1'), NET, NODES['bfo1'], NODES['bfo1']))
+        inv = inventory(new)
+        reclone = playbook(inv, 'rejoin.yml', '-e', 'rejoin_host=bfo1', '-e', 'rejoin_method=reclone')
+        results.append(('rejoin bfo1 by full re-clone', reclone))
+        probe.stop.set()
+
+        print('\n%-52s %8s' % ('measure (database %s, scale %d)' % (size, SCALE), 'seconds'))
+        for name, value in results:
+            print('%-52s %8.1f' % (name, value))
+        print('ratio re-clone / rewind: %.1f' % (reclone / rewind))
+        print('ratio kill->writes / 10 s aim: %.2f (promote.yml started right after the kill)' % (results[1][1] / 10.0))
+    finally:
+        sh('lab_rm %s; podman network rm %s >/dev/null 2>&1 || true' % (names, NET))
+
+
+if __name__ == '__main__':
+    main()
