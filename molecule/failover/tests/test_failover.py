@@ -74,7 +74,7 @@ def test_writer_vip_on_primary_reader_vip_on_a_replica():
                  what='reader VIP on a replica')
     conn = lib.connect(WRITER_VIP, password=APP_PASSWORD)
     with conn.cursor() as cur:
-        cur.execute('SELECT inet_server_addr()::text, pg_is_in_recovery(), current_setting(%s)',
+        cur.execute('SELECT host(inet_server_addr()), pg_is_in_recovery(), current_setting(%s)',
                     ('synchronous_standby_names',))
         addr, in_recovery, sync_names = cur.fetchone()
     conn.close()
@@ -148,7 +148,7 @@ def test_writer_vip_answers_on_the_new_primary():
     conn = lib.connect(WRITER_VIP, password=APP_PASSWORD)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute('INSERT INTO acked (id) VALUES (1000000) RETURNING inet_server_addr()::text')
+        cur.execute('INSERT INTO acked (id) VALUES (1000000) RETURNING host(inet_server_addr())')
         assert cur.fetchone()[0] == WRITER_VIP
         cur.execute('SELECT pg_is_in_recovery()')
         assert cur.fetchone()[0] is False
