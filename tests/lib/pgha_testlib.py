@@ -127,3 +127,9 @@ def run_playbook_with(inventory, playbook, *args):
 
 def table_digest(node, table, db='app'):
     return psql(node, 'SELECT count(*), md5(string_agg(t::text, \',\' ORDER BY t::text)) FROM %s t' % table, db=db)
+
+
+def missing_ids(node, acked, table='acked', db='app'):
+    """The acknowledged ids that are not in the table on node (an empty set means none lost)."""
+    present = set(int(x) for x in psql(node, 'SELECT id FROM %s' % table, db=db).split())
+    return set(acked) - present
