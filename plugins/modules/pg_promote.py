@@ -28,42 +28,11 @@ options:
         may still complete the promotion later.
     type: int
     default: 60
-  login_host:
-    description:
-      - Host name or IP address of the server.
-      - When empty the module connects through O(login_unix_socket).
-    type: str
-    default: ''
-  login_port:
-    description:
-      - Port of the server (also the number in the name of the Unix socket).
-    type: int
-    default: 5432
   login_user:
     description:
       - Role to connect as. It must be a superuser or have been granted EXECUTE on C(pg_promote).
     type: str
     default: postgres
-  login_password:
-    description:
-      - Password of O(login_user). When empty none is sent, and libpq may still use C(~/.pgpass).
-    type: str
-    default: ''
-  login_db:
-    description:
-      - Database to connect to.
-    type: str
-    default: postgres
-  login_unix_socket:
-    description:
-      - Directory of the server's Unix socket, used when O(login_host) is empty.
-    type: str
-    default: /var/run/postgresql
-  connect_timeout:
-    description:
-      - Seconds to wait for the connection to be made (libpq C(connect_timeout)).
-    type: int
-    default: 10
 attributes:
   check_mode:
     support: full
@@ -88,6 +57,8 @@ seealso:
   - name: pg_promote() in the PostgreSQL documentation
     description: The recovery control functions.
     link: https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-RECOVERY-CONTROL
+extends_documentation_fragment:
+  - pgha.cluster.connection
 author:
   - pgha.cluster developers (!UNKNOWN)
 '''

@@ -70,43 +70,12 @@ options:
         nothing about how far the standby is behind its primary; check that on the primary.
       - A lag that cannot be measured (a NULL position) counts as failing.
     type: int
-  login_host:
-    description:
-      - Host name or IP address of the server.
-      - When empty the module connects through O(login_unix_socket).
-    type: str
-    default: ''
-  login_port:
-    description:
-      - Port of the server (also the number in the name of the Unix socket).
-    type: int
-    default: 5432
   login_user:
     description:
       - Role to connect as. Without superuser or C(pg_monitor) membership, PostgreSQL hides the positions
         of other sessions in C(pg_stat_replication) and C(pg_stat_wal_receiver).
     type: str
     default: postgres
-  login_password:
-    description:
-      - Password of O(login_user). When empty none is sent, and libpq may still use C(~/.pgpass).
-    type: str
-    default: ''
-  login_db:
-    description:
-      - Database to connect to.
-    type: str
-    default: postgres
-  login_unix_socket:
-    description:
-      - Directory of the server's Unix socket, used when O(login_host) is empty.
-    type: str
-    default: /var/run/postgresql
-  connect_timeout:
-    description:
-      - Seconds to wait for the connection to be made (libpq C(connect_timeout)).
-    type: int
-    default: 10
 attributes:
   check_mode:
     support: full
@@ -130,6 +99,8 @@ seealso:
   - name: pg_stat_replication in the PostgreSQL documentation
     description: The view of the connected standbys.
     link: https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-REPLICATION-VIEW
+extends_documentation_fragment:
+  - pgha.cluster.connection
 author:
   - pgha.cluster developers (!UNKNOWN)
 '''

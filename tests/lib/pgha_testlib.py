@@ -3,6 +3,7 @@ through testinfra's podman backend, run SQL as postgres, run our playbooks."""
 
 import os
 import subprocess
+import threading
 import time
 
 import testinfra
@@ -133,3 +134,38 @@ def missing_ids(node, acked, table='acked', db='app'):
     """The acknowledged ids that are not in the table on node (an empty set means none lost)."""
     present = set(int(x) for x in psql(node, 'SELECT id FROM %s' % table, db=db).split())
     return set(acked) - present
+
+
+class Writer(threading.Thread):
+    """A client inserting one row per commit into table acked through address
+    (the writer VIP), remembering which commits the server acknowledged and
+    when writes failed (while the primary changes, failures are expected)."""
+
+    def __init__(self, address, password, start_id=1, user='app', dbname='app'):
+        super().__init__(daemon=True)
+        self.address, self.password, self.user, self.dbname = address, password, user, dbname
+        self.next_id = start_id
+        self.acked = []
+        self.failures = []
+        self.stop = threading.Event()
+
+    def run(self):
+        conn = None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = connect(self.address, user=self.user, password=self.password, dbname=self.dbname,
+                                   timeout=2)
+                    conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute('INSERT INTO acked (id) VALUES (%s)', (self.next_id,))
+                self.acked.append(self.next_id)
+            except Exception:  # pylint: disable=broad-except
+                self.failures.append(time.monotonic())
+                conn = None
+                time.sleep(0.1)
+            self.next_id += 1
+
+    def window(self):
+        """Seconds from the first to the last failed write."""
+        return (self.failures[-1] - self.failures[0]) if self.failures else 0.0

@@ -2,9 +2,6 @@
 VIP the whole time: no acknowledged commit lost, roles swapped, VIP followed,
 and the window during which writes were refused measured."""
 
-import threading
-import time
-
 import pgha_testlib as lib
 
 WRITER_VIP = '10.89.71.100'
@@ -27,36 +24,8 @@ def vip_holders():
     return [n for n in sorted(IPS) if lib.holds_address(node(n), WRITER_VIP)]
 
 
-class Writer(threading.Thread):
-    def __init__(self, start_id):
-        super().__init__(daemon=True)
-        self.next_id = start_id
-        self.acked = []
-        self.failures = []
-        self.stop = threading.Event()
-
-    def run(self):
-        conn = None
-        while not self.stop.is_set():
-            try:
-                if conn is None:
-                    conn = lib.connect(WRITER_VIP, password=APP_PASSWORD, timeout=2)
-                    conn.autocommit = True
-                with conn.cursor() as cur:
-                    cur.execute('INSERT INTO acked (id) VALUES (%s)', (self.next_id,))
-                self.acked.append(self.next_id)
-            except Exception:  # refused while the primary changes: expected here
-                self.failures.append(time.monotonic())
-                conn = None
-                time.sleep(0.1)
-            self.next_id += 1
-
-    def window(self):
-        return (self.failures[-1] - self.failures[0]) if self.failures else 0.0
-
-
 def switch(inventory, *extra):
-    writer = Writer(STATE.get('next_id', 1))
+    writer = lib.Writer(WRITER_VIP, APP_PASSWORD, STATE.get('next_id', 1))
     writer.start()
     lib.wait_for(lambda: len(writer.acked) >= 50, timeout=30, what='writes before the switchover')
     if inventory:
