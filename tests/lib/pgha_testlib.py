@@ -169,3 +169,26 @@ class Writer(threading.Thread):
     def window(self):
         """Seconds from the first to the last failed write."""
         return (self.failures[-1] - self.failures[0]) if self.failures else 0.0
+
+
+# --------------------------------------------------------------------------
+# Backups (the backup scenario)
+# --------------------------------------------------------------------------
+
+def pgbackrest_info(repo, stanza='main'):
+    """`pgbackrest info --output=json` on the backup host, parsed: the stanza's dict."""
+    import json
+    cmd = repo.run('runuser -u postgres -- pgbackrest --stanza=%s --output=json info' % stanza)
+    assert cmd.rc == 0, 'pgbackrest info failed: %s %s' % (cmd.stdout, cmd.stderr)
+    return json.loads(cmd.stdout)[0]
+
+
+def backup_labels(repo, kind=None, stanza='main'):
+    """Labels of the backups in the repository, oldest first (only of that type when kind is given)."""
+    return [b['label'] for b in pgbackrest_info(repo, stanza).get('backup', []) if kind in (None, b['type'])]
+
+
+def trigger_log(repo, path='/var/log/pgbackrest/pgha-trigger.log'):
+    """The backup host's log of backup requests, one line per event."""
+    f = repo.file(path)
+    return f.content_string.splitlines() if f.exists else []
