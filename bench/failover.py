@@ -3,65 +3,37 @@ the containers and the collection's own playbooks for everything else."""
 
 import os
 import subprocess
-import sys
 import threading
 import time
 
 import psycopg2
-import yaml
 
-ROOT = os.environ['PGHA_ROOT']
+import benchlib
+from benchlib import container, sh, write_inventory
+
 WORK = os.path.join(os.environ['PGHA_WORK'], 'bench-failover')
 NET, SUBNET = 'pgha-bench-fo', '10.89.62.0/24'
 NODES = {'bfo1': '10.89.62.11', 'bfo2': '10.89.62.12', 'bfo3': '10.89.62.13'}
 VIP = '10.89.62.100'
 SCALE = int(os.environ.get('BENCH_SCALE', '150'))
-KEY = os.path.join(os.environ['PGHA_WORK'], 'lab', 'id_ed25519')
-
-
-def sh(script):
-    subprocess.run(['bash', '-c', '. "%s/lab/lib.sh"; %s' % (ROOT, script)], check=True)
-
-
-def container(name):
-    return 'pgha-' + name
 
 
 def inventory(primary):
-    replicas = [n for n in NODES if n != primary]
-    inv = {'all': {
-        'vars': {
-            'ansible_user': 'root', 'ansible_ssh_private_key_file': KEY,
-            'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null '
-                                       '-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=120s',
-            'ansible_python_interpreter': '/usr/bin/python3',
-            'postgresql_replication_password': 'bench-replication-secret',
-            'postgresql_settings': {'shared_buffers': '256MB', 'max_wal_size': '4GB'},
-            'pg_primary_databases': [{'name': 'app'}],
-            'pg_primary_users': [{'name': 'app', 'password': 'bench-app', 'db': 'app'}],
-            'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
-                                        'source': SUBNET, 'method': 'scram-sha-256'}],
-            'keepalived_writer_vip': VIP + '/24', 'keepalived_auth_pass': 'benchfo',
-            'keepalived_writer_router_id': 71, 'keepalived_reader_router_id': 72},
-        'children': {
-            'primary': {'hosts': {primary: {'ansible_host': NODES[primary]}}},
-            'replicas': {'hosts': dict((r, {'ansible_host': NODES[r]}) for r in replicas)}}}}
-    path = os.path.join(WORK, 'hosts-%s.yml' % primary)
-    with open(path, 'w') as f:
-        yaml.safe_dump(inv, f)
-    return path
+    return write_inventory(os.path.join(WORK, 'hosts-%s.yml' % primary), {
+        'postgresql_replication_password': 'bench-replication-secret',
+        'postgresql_settings': {'shared_buffers': '256MB', 'max_wal_size': '4GB'},
+        'pg_primary_databases': [{'name': 'app'}],
+        'pg_primary_users': [{'name': 'app', 'password': 'bench-app', 'db': 'app'}],
+        'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
+                                    'source': SUBNET, 'method': 'scram-sha-256'}],
+        'keepalived_writer_vip': VIP + '/24', 'keepalived_auth_pass': 'benchfo',
+        'keepalived_writer_router_id': 71, 'keepalived_reader_router_id': 72,
+    }, {'primary': {primary: NODES[primary]},
+        'replicas': dict((r, NODES[r]) for r in NODES if r != primary)})
 
 
 def playbook(inv, name, *extra):
-    start = time.monotonic()
-    log = os.path.join(WORK, '%s-%d.log' % (name.replace('.yml', ''), int(time.time())))
-    with open(log, 'w') as out:
-        rc = subprocess.run(['ansible-playbook', '-i', inv, os.path.join(ROOT, 'playbooks', name)] + list(extra),
-                            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False).returncode
-    took = time.monotonic() - start
-    if rc != 0:
-        sys.exit('%s failed (rc %d), see %s' % (name, rc, log))
-    return took
+    return benchlib.playbook(WORK, inv, name, *extra)
 
 
 class Probe(threading.Thread):
@@ -106,13 +78,9 @@ def psql(node, sql, db='app'):
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    names = ' '.join(container(n) for n in NODES)
     results = []
     try:
-        sh('lab_rm %s; lab_network %s %s; lab_key; %s; lab_wait_ssh %s' % (
-            names, NET, SUBNET,
-            '; '.join('lab_node %s %s %s %s' % (container(n), n, NET, ip) for n, ip in NODES.items()),
-            ' '.join(NODES.values())))
+        benchlib.fresh_nodes(NODES, NET, SUBNET)
         inv = inventory('bfo1')
         print('== provisioning (site.yml): %.1fs' % playbook(inv, 'site.yml'))
         t = time.monotonic()
@@ -177,7 +145,7 @@ def main():
         print('ratio re-clone / rewind: %.1f' % (reclone / rewind))
         print('ratio kill->writes / 10 s aim: %.2f (promote.yml started right after the kill)' % (results[1][1] / 10.0))
     finally:
-        sh('lab_rm %s; podman network rm %s >/dev/null 2>&1 || true' % (names, NET))
+        benchlib.remove_nodes(NODES, NET)
 
 
 if __name__ == '__main__':
