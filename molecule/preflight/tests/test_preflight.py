@@ -80,6 +80,10 @@ CASES = {
     'role-owned setting in the settings dict': dict(
         extra_vars={'postgresql_settings': {'port': 6543}},
         expect=r"port cannot be set through postgresql_settings"),
+    # a primary without replicas is a valid cluster: the checks before this one pass
+    'role-owned setting, primary without replicas': dict(
+        replicas=[], extra_vars={'postgresql_settings': {'port': 6543}},
+        expect=r"port cannot be set through postgresql_settings"),
 }
 
 
