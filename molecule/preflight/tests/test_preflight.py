@@ -115,3 +115,17 @@ def test_secrets_are_not_printed(names, tmp_path):
     rc, out = run_site(inventory)
     assert rc != 0
     assert 'Sup3r-Secret-Value' not in out
+
+
+def test_a_primary_without_replicas_provisions(tmp_path):
+    """Runs last: it leaves preflight-pg1 provisioned (the cases above need bare hosts).
+    A cluster may start as a primary alone; replicas come later."""
+    inventory = write_inventory(tmp_path, ['preflight-pg1'], [])
+    rc, out = run_site(inventory)
+    assert rc == 0, out[-4000:]
+    node = lib.host('preflight-pg1')
+    assert lib.role_of(node) == 'primary'
+    assert lib.psql(node, 'SELECT count(*) FROM pg_replication_slots') == '0'
+    rc, out = run_site(inventory)
+    assert rc == 0, out[-4000:]
+    assert re.search(r'preflight-pg1\s*:.* changed=0 ', out), out[-2000:]
