@@ -13,6 +13,7 @@ import time
 import pgha_testlib as lib
 
 IPS = {'backup-pg1': '10.89.72.11', 'backup-pg2': '10.89.72.12', 'backup-repo': '10.89.72.20'}
+VIP = '10.89.72.100'
 STATE = {}
 
 
@@ -133,6 +134,9 @@ def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
     proc = lib.run_playbook('restore.yml', *args, '-e', 'restore_confirm=true')
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert 'RESTORE SUMMARY' in proc.stdout and 'pgbackrest check OK' in proc.stdout, proc.stdout[-4000:]
+    # the runbook's write went through the writer VIP, which is back on the restored primary
+    assert 'OK via 10.89.72.100' in proc.stdout, proc.stdout[-4000:]
+    assert lib.holds_address(node(primary), VIP) and not lib.holds_address(node('backup-pg2'), VIP)
     # exactly batch A, on a new timeline
     assert app(primary, 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM pitr') == \
         ','.join(str(i) for i in range(1, 21))
@@ -193,6 +197,19 @@ def test_logical_dumps_reach_the_backup_host():
     assert 'CREATE ROLE pgha_backup' in repo().file(latest + '/globals.sql').content_string
     # nothing stays on the database host
     assert node('backup-pg1').run('find / -xdev -name app.dump 2>/dev/null').stdout.strip() == ''
+
+
+def test_retention_keeps_backup_retention_full_full_backups():
+    """backup_retention_full is 2: a third full backup expires the oldest, and what depends on it."""
+    fulls = lib.backup_labels(repo(), 'full')
+    assert len(fulls) == 2, fulls                  # site.yml's first one and the PITR test's
+    proc = lib.run_playbook('backup.yml', '-e', 'backup_type=full')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    after = lib.backup_labels(repo(), 'full')
+    assert len(after) == 2 and fulls[0] not in after and fulls[1] in after, (fulls, after)
+    # no backup of the repository still refers to the expired one
+    for b in lib.pgbackrest_info(repo())['backup']:
+        assert b['reference'] is None or fulls[0] not in b['reference'], b['label']
 
 
 def test_pg_cron_job_runs_on_the_primary_only():
@@ -259,6 +276,7 @@ def test_after_failover_the_new_primary_runs_the_schedule():
     proc = lib.run_playbook('promote.yml')
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert current_primary() == 'backup-pg2'
+    assert lib.holds_address(node('backup-pg2'), VIP)
     new_tl = timeline('backup-pg2')
     promoted = lib.psql(node('backup-pg2'), 'SELECT now()')
     log_before = len(lib.trigger_log(repo()))
