@@ -285,9 +285,12 @@ def test_after_failover_the_new_primary_runs_the_schedule():
                  timeout=150, interval=3, what='a scheduled backup asked for by the new primary')
     last = lib.pgbackrest_info(repo())['backup'][-1]
     assert last['archive']['start'].startswith('%08X' % new_tl), last['archive']
-    assert lib.psql(node('backup-pg2'), "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
-                                        "WHERE j.jobname = 'pgha-backup-incr' AND d.status = 'succeeded' "
-                                        "AND d.start_time > '%s'" % promoted) != '0'
+    # pg_cron records the run once the job's COPY returns, a moment after the backup host logged it
+    lib.wait_for(lambda: lib.psql(node('backup-pg2'), "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j "
+                                                      "USING (jobid) WHERE j.jobname = 'pgha-backup-incr' "
+                                                      "AND d.status = 'succeeded' AND d.start_time > '%s'"
+                                  % promoted) != '0',
+                 timeout=30, interval=1, what="the new primary's succeeded run in cron.job_run_details")
 
 
 def test_dead_backup_host_does_not_stop_writes_and_archiving_catches_up():
