@@ -96,6 +96,13 @@ def holds_address(node, address):
     return (' %s/' % address) in node.run('ip -o -4 addr show').stdout
 
 
+def current_primary(names):
+    """The one node of names that runs as a primary (fails on none or several)."""
+    found = [n for n in sorted(names) if role_of(host(n)) == 'primary']
+    assert len(found) == 1, 'expected one primary, found %s' % found
+    return found[0]
+
+
 def role_of(node):
     cmd = psql(node, 'SELECT pg_is_in_recovery()', check=False)
     if cmd.rc != 0:

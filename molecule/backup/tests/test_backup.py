@@ -12,9 +12,7 @@ import time
 
 import pgha_testlib as lib
 
-IPS = {'backup-pg1': '10.89.72.11', 'backup-pg2': '10.89.72.12', 'backup-repo': '10.89.72.20'}
 VIP = '10.89.72.100'
-STATE = {}
 
 
 def node(name):
@@ -27,12 +25,6 @@ def repo():
 
 def app(name, sql):
     return lib.psql(node(name), sql, db='app')
-
-
-def current_primary():
-    found = [n for n in ('backup-pg1', 'backup-pg2') if lib.role_of(node(n)) == 'primary']
-    assert len(found) == 1, 'expected one primary, found %s' % found
-    return found[0]
 
 
 def timeline(name):
@@ -275,7 +267,7 @@ def test_after_failover_the_new_primary_runs_the_schedule():
     lib.podman('kill', 'backup-pg1')
     proc = lib.run_playbook('promote.yml')
     assert proc.returncode == 0, proc.stdout[-6000:]
-    assert current_primary() == 'backup-pg2'
+    assert lib.current_primary(['backup-pg1', 'backup-pg2']) == 'backup-pg2'
     assert lib.holds_address(node('backup-pg2'), VIP)
     new_tl = timeline('backup-pg2')
     promoted = lib.psql(node('backup-pg2'), 'SELECT now()')

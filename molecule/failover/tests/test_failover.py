@@ -27,18 +27,12 @@ def names():
     return sorted(IPS)
 
 
-def current_primary():
-    found = [n for n in names() if lib.role_of(node(n)) == 'primary']
-    assert len(found) == 1, 'expected one primary, found %s' % found
-    return found[0]
-
-
 def vip_holders(address):
     return [n for n in names() if lib.holds_address(node(n), address)]
 
 
 def test_writer_vip_on_primary_reader_vip_on_a_replica():
-    primary = current_primary()
+    primary = lib.current_primary(IPS)
     assert primary == 'failover-pg1'
     lib.wait_for(lambda: vip_holders(WRITER_VIP) == [primary], timeout=30, what='writer VIP on the primary')
     lib.wait_for(lambda: [h for h in vip_holders(READER_VIP) if h != primary], timeout=30,
@@ -91,7 +85,7 @@ def test_promote_refuses_while_the_primary_is_healthy():
     assert proc.returncode != 0
     assert 'REFUSED' in proc.stdout and 'promote_force=true' in proc.stdout
     assert 'switchover.yml' in proc.stdout
-    assert current_primary() == 'failover-pg1'
+    assert lib.current_primary(IPS) == 'failover-pg1'
     for n in ('failover-pg2', 'failover-pg3'):
         assert lib.role_of(node(n)) == 'standby'
 
@@ -123,7 +117,7 @@ def test_failover_loses_no_acknowledged_commit():
     STATE['promote_seconds'] = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert 'PROMOTE SUMMARY' in proc.stdout and 'write probe   : OK via %s' % WRITER_VIP in proc.stdout
-    new = current_primary()
+    new = lib.current_primary(IPS)
     assert new in ('failover-pg2', 'failover-pg3')
     STATE['new_primary'] = new
     STATE['other'] = ({'failover-pg2', 'failover-pg3'} - {new}).pop()

@@ -14,12 +14,6 @@ def node(name):
     return lib.host(name)
 
 
-def current_primary():
-    found = [n for n in sorted(IPS) if lib.role_of(node(n)) == 'primary']
-    assert len(found) == 1, 'expected one primary, found %s' % found
-    return found[0]
-
-
 def vip_holders():
     return [n for n in sorted(IPS) if lib.holds_address(node(n), WRITER_VIP)]
 
@@ -46,21 +40,21 @@ def all_acked_present(primary, acked):
 
 
 def test_setup_and_check_mode_plan():
-    assert current_primary() == 'switchover-pg1'
+    assert lib.current_primary(IPS) == 'switchover-pg1'
     lib.wait_for(lambda: vip_holders() == ['switchover-pg1'], timeout=30, what='writer VIP on pg1')
     lib.psql(node('switchover-pg1'), 'CREATE TABLE acked (id int PRIMARY KEY)', db='app')
     lib.psql(node('switchover-pg1'), 'GRANT INSERT, SELECT ON acked TO app', db='app')
     proc = lib.run_playbook('switchover.yml', '--check', '-e', 'switchover_candidate=switchover-pg2')
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert 'DECISION: SWITCHOVER' in proc.stdout and 'CHECK MODE' in proc.stdout
-    assert current_primary() == 'switchover-pg1'
+    assert lib.current_primary(IPS) == 'switchover-pg1'
 
 
 def test_switchover_to_pg2_loses_nothing(tmp_path):
     proc, writer = switch(None, '-e', 'switchover_candidate=switchover-pg2')
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert 'SWITCHOVER SUMMARY' in proc.stdout and 'data loss     : none' in proc.stdout
-    assert current_primary() == 'switchover-pg2'
+    assert lib.current_primary(IPS) == 'switchover-pg2'
     assert vip_holders() == ['switchover-pg2']
     assert all_acked_present('switchover-pg2', writer.acked)
     for other in ('switchover-pg1', 'switchover-pg3'):
@@ -73,7 +67,7 @@ def test_switchover_to_pg2_loses_nothing(tmp_path):
 def test_switchover_back_to_pg1_loses_nothing():
     proc, writer = switch(STATE['inventory'], '-e', 'switchover_candidate=switchover-pg1')
     assert proc.returncode == 0, proc.stdout[-6000:]
-    assert current_primary() == 'switchover-pg1'
+    assert lib.current_primary(IPS) == 'switchover-pg1'
     assert vip_holders() == ['switchover-pg1']
     assert all_acked_present('switchover-pg1', writer.acked)
     # every node ends with the same rows
