@@ -15,6 +15,7 @@ def test_build_leaves_tests_and_lab_out(tmp_path):
     assert tarball.startswith('pgha-cluster-')
     with tarfile.open(os.path.join(tmp_path, tarball)) as tar:
         names = tar.getnames()
+        contents = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     tops = {n.split('/')[0] for n in names}
     for wanted in ('roles', 'playbooks', 'plugins', 'meta', 'README.md', 'MANIFEST.json', 'changelogs'):
         assert wanted in tops, (wanted, sorted(tops))
@@ -22,3 +23,7 @@ def test_build_leaves_tests_and_lab_out(tmp_path):
         assert unwanted not in tops, (unwanted, sorted(tops))
     assert 'roles/postgresql/meta/argument_specs.yml' in names
     assert 'playbooks/site.yml' in names
+    # the lab's inventory and its passwords stay out; inventories/example may ship
+    assert not [n for n in names if n == 'inventories/lab' or n.startswith('inventories/lab/')], names
+    for secret in (b'lab-replication-secret', b'lab-app-secret'):
+        assert not [n for n, data in contents.items() if secret in data], secret
