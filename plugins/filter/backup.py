@@ -6,8 +6,19 @@ backup_cron_jobs / backup_timers: the pg_cron jobs and systemd timers a
 backup_schedule asks for. backup_table: `pgbackrest info --output=json` as
 aligned text lines. restore_plan: what restore.yml does (which node, which
 backup set, which pgBackRest arguments), or why it refuses, in words an
-operator reads at 3 a.m. Pure functions: unit-tested in
-tests/unit/plugins/filter/test_backup.py.
+operator reads at 3 a.m.
+
+The preflight checks of the values the backup role writes into files,
+scripts, SQL and certificates (each returns a list of messages that name the
+variable and the fix; empty when all is well): backup_path_errors (the
+directories, and how they may overlap), backup_name_errors (database and role
+names), backup_table_errors (backup_drill_tables), backup_option_errors
+(backup_extra_options: names checked, values never shown, they may be
+secrets), backup_address_errors (backup_host_address), backup_csr_errors (what
+a host's certificate signing request claims). backup_conf_value: an option
+value as pgbackrest.conf wants it.
+
+Pure functions: unit-tested in tests/unit/plugins/filter/test_backup.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,8 +26,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import ipaddress
+import json
+import posixpath
 import re
 import time
+import unicodedata
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pgha.cluster.plugins.filter.cron import cron_to_oncalendar
@@ -24,9 +39,57 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import format
 
 KINDS = ('full', 'diff', 'incr', 'dump')
 RESTORE_TYPES = ('latest', 'time', 'lsn', 'name', 'xid', 'immediate')
-_TIME = re.compile(r'^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$',
+# Every pattern ends with \Z: '$' would also accept a trailing newline.
+_TIME = re.compile(r'(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})? ?(Z|UTC|[+-]\d{2}(?::?\d{2})?)?\Z',
                    re.IGNORECASE)
-_LSN = re.compile(r'^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$')
+_LSN = re.compile(r'[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}\Z')
+_DIGITS = re.compile(r'[0-9]+\Z')
+# A restore point name pgBackRest can write into postgresql.auto.conf between single quotes.
+_RESTORE_POINT_FORM = ("at most 63 bytes, no quote (' or \"), no backslash, no line break or other control "
+                       "character, e.g. before_migration_42")
+
+# Names the role writes into SQL, shell lines and pgbackrest.conf.
+_DB_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\Z')
+_DB_NAME_FORM = "letters, digits, '_', '.' and '-', at most 63, not starting with '.' or '-'"
+_ROLE_NAME = re.compile(r'[a-z_][a-z0-9_]{0,62}\Z')
+_ROLE_NAME_FORM = "a lower-case SQL identifier: a-z, digits and '_', at most 63, not starting with a digit"
+_IDENT = r'[A-Za-z_][A-Za-z0-9_]{0,62}'
+_TABLE = re.compile(r'%s(?:\.%s)?\Z' % (_IDENT, _IDENT))
+# Directories: absolute, normalised, no character a shell or a config file would read twice.
+_PATH = re.compile(r'(?:/[A-Za-z0-9_.@+-]+)+\Z')
+_OPTION = re.compile(r'[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z')
+
+# Directories none of the backup role's paths may be: it creates its paths, chowns them to postgres, chmods
+# them, and the restore drill deletes <backup_drill_path>/<stanza>.
+SYSTEM_DIRS = (
+    '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32', '/lost+found', '/media',
+    '/mnt', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/usr/bin', '/usr/include',
+    '/usr/lib', '/usr/lib64', '/usr/libexec', '/usr/local', '/usr/local/bin', '/usr/local/lib', '/usr/local/sbin',
+    '/usr/local/share', '/usr/sbin', '/usr/share', '/usr/src', '/var', '/var/backups', '/var/cache', '/var/lib',
+    '/var/local', '/var/lock', '/var/log', '/var/mail', '/var/opt', '/var/run', '/var/spool', '/var/tmp',
+    '/etc/postgresql', '/etc/postgresql-common', '/etc/ssh', '/etc/ssl', '/etc/systemd', '/usr/lib/postgresql',
+    '/var/lib/postgresql', '/var/log/postgresql', '/var/run/postgresql',
+)
+# Kernel and runtime file systems: nothing of the role's belongs inside them.
+VIRTUAL_TREES = ('/dev', '/proc', '/run', '/sys', '/var/run')
+PATH_VARIABLES = ('backup_repo_path', 'backup_spool_path', 'backup_logical_path', 'backup_drill_path')
+PATH_DEFAULTS = {'backup_repo_path': '/var/lib/pgbackrest', 'backup_spool_path': '/var/spool/pgbackrest',
+                 'backup_logical_path': '/var/lib/pgbackrest/dump', 'backup_drill_path': '/var/lib/pgbackrest-drill'}
+# Options the role itself renders into pgbackrest.conf (or that only make sense on the command line):
+# backup_extra_options may not set them (pgBackRest refuses an option set twice).
+RESERVED_OPTIONS = {
+    'archive-async': None, 'archive-push-queue-max': 'backup_archive_push_queue_max',
+    'archive-timeout': 'backup_archive_timeout', 'backup-standby': None, 'compress-level': 'backup_compress_level',
+    'compress-type': 'backup_compress_type', 'config': None, 'config-include-path': None, 'config-path': None,
+    'io-timeout': 'backup_io_timeout', 'log-level-console': None, 'log-level-file': None, 'log-path': None,
+    'process-max': 'backup_process_max', 'repo1-host': 'backup_host_address', 'repo1-host-ca-file': None,
+    'repo1-host-cert-file': None, 'repo1-host-key-file': None, 'repo1-host-port': 'backup_tls_port',
+    'repo1-host-type': None, 'repo1-path': 'backup_repo_path', 'repo1-retention-full': 'backup_retention_full',
+    'repo1-retention-full-type': None, 'spool-path': 'backup_spool_path', 'stanza': 'backup_stanza',
+    'start-fast': None, 'tls-server-address': None, 'tls-server-auth': None, 'tls-server-ca-file': None,
+    'tls-server-cert-file': None, 'tls-server-key-file': None, 'tls-server-port': 'backup_tls_port',
+}
+_RESERVED_PATTERNS = ((re.compile(r'pg[0-9]+-'), 'the role writes the pgN-* options of every member'),)
 
 
 def _kinds_on(schedule, logical_databases):
@@ -179,7 +242,7 @@ def restore_plan(nodes, info, restore_type='latest', target='', backup_set='', h
             'name': 'the name given to pg_create_restore_point()',
             'xid': 'a transaction id, e.g. -e restore_target=7421'}[restore_type]), 'restore_target')
     timeline = ('%s' % (timeline if timeline is not None else '')).strip()
-    if timeline and not (timeline.isdigit() or timeline in ('current', 'latest')):
+    if timeline and not ((_DIGITS.match(timeline) and 1 <= int(timeline) < 2 ** 32) or timeline in ('current', 'latest')):
         return refuse('restore_timeline=%s must be a timeline number, current or latest.' % timeline,
                       'restore_timeline')
     if not needs_target and target:
@@ -190,24 +253,35 @@ def restore_plan(nodes, info, restore_type='latest', target='', backup_set='', h
     if restore_type == 'time':
         parsed = parse_time(target)
         if not parsed:
-            return refuse("restore_target='%s' is not a time. Use 'YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]', "
-                          "e.g. '2026-11-25 10:00:00+00' (UTC when no zone is given)." % target, 'restore_target')
+            return refuse("restore_target=%s is not a time. Use 'YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]', "
+                          "e.g. '2026-11-25 10:00:00+00' (UTC when no zone is given)." % _show(target),
+                          'restore_target')
         target, target_epoch, zone_given = parsed
         plan['target_words'] = 'to %s (%s%s)' % (target, 'exclusive: stops just before it' if exclusive else 'inclusive',
                                                  '' if zone_given else '; no zone given, read as UTC')
     elif restore_type == 'lsn':
         if not _LSN.match(target):
-            return refuse("restore_target='%s' is not a WAL position (LSN) like 0/5000028." % target, 'restore_target')
+            return refuse('restore_target=%s is not a WAL position (LSN) like 0/5000028.' % _show(target),
+                          'restore_target')
         target_lsn = _lsn_int(target)
         plan['target_words'] = 'to WAL position %s (%s)' % (target, 'exclusive' if exclusive else 'inclusive')
     elif restore_type == 'xid':
-        if not target.isdigit():
-            return refuse("restore_target='%s' is not a transaction id (a number)." % target, 'restore_target')
+        # ASCII digits only: str.isdigit() also takes other scripts' digits, which PostgreSQL refuses
+        # (after every node was stopped).
+        if not _DIGITS.match(target) or int(target) >= 2 ** 64:
+            return refuse('restore_target=%s is not a transaction id: a number made of the digits 0-9, e.g. 7421.'
+                          % _show(target), 'restore_target')
         plan['target_words'] = 'to transaction %s (%s)' % (target, 'exclusive' if exclusive else 'inclusive')
     elif restore_type == 'name':
-        if len(target) > 63:
-            return refuse("restore_target='%s' is longer than a restore point name can be (63)." % target,
-                          'restore_target')
+        # pgBackRest writes recovery_target_name = '<name>' into postgresql.auto.conf as it is: a quote,
+        # a backslash or a line break there stops PostgreSQL from starting, after every node was stopped.
+        if len(target.encode('utf-8')) > 63:
+            return refuse('restore_target=%s is longer than a restore point name can be (63 bytes).'
+                          % _show(target), 'restore_target')
+        if not _text_ok(target) or any(c in target for c in '\'"\\'):
+            return refuse('restore_target=%s cannot be given to pgBackRest as a restore point name: it holds a '
+                          'quote, a backslash, a line break or another control character. Use the name given to '
+                          'pg_create_restore_point(): %s.' % (_show(target), _RESTORE_POINT_FORM), 'restore_target')
         plan['target_words'] = "to the restore point '%s'" % target
     elif restore_type == 'immediate':
         plan['target_words'] = 'to the end of the backup only (immediate: the first consistent point)'
@@ -303,6 +377,269 @@ def restore_plan(nodes, info, restore_type='latest', target='', backup_set='', h
     return plan
 
 
+# --------------------------------------------------------------------------
+# Preflight checks of what the backup role writes into files, scripts and SQL
+# --------------------------------------------------------------------------
+
+def _show(value):
+    """A value as text in a message, with line breaks and control characters visible."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
+
+
+def _inside(path, parent):
+    """True when path is parent or lies below it (by components, not by string prefix)."""
+    if parent == '/':
+        return True
+    return path == parent or path.startswith(parent + '/')
+
+
+def _path_error(name, value):
+    fix = 'Fix: an absolute directory of its own, e.g. %s.' % PATH_DEFAULTS.get(name, '/var/lib/pgbackrest')
+    if not isinstance(value, str) or not value:
+        return '%s is %s, not a directory. %s' % (name, _show(value), fix)
+    if not value.startswith('/'):
+        return '%s %s is not an absolute path. %s' % (name, _show(value), fix)
+    if value in SYSTEM_DIRS:
+        return ('%s %s is a system directory: the role would make it its own (owner postgres, mode 0700 or 0750)%s. '
+                '%s' % (name, _show(value), ' and each drill deletes <backup_drill_path>/<stanza>'
+                        if name == 'backup_drill_path' else '', fix))
+    if not _PATH.match(value) or value != posixpath.normpath(value) or \
+            any(part in ('.', '..') for part in value.split('/')):
+        return ("%s %s is not a plain normalised path: only letters, digits and '_', '.', '@', '+', '-' between "
+                "single slashes; no '.' or '..' component, no trailing slash, no space, quote, line break or other "
+                "special character (the role writes it into shell scripts and pgbackrest.conf). %s"
+                % (name, _show(value), fix))
+    for tree in VIRTUAL_TREES:
+        if _inside(value, tree):
+            return '%s %s lies in %s, a kernel or runtime file system that loses its content. %s' % (
+                name, _show(value), tree, fix)
+    return ''
+
+
+def backup_path_errors(paths, keep_clear=None):
+    """Why the backup role's directories are unsafe ([] when they are not).
+
+    paths: {variable: value} for backup_repo_path, backup_spool_path,
+    backup_logical_path and backup_drill_path. keep_clear: directories none of
+    them may be, lie in or contain (PostgreSQL's data and configuration
+    directories, /etc/pgbackrest). The drill deletes <drill path>/<stanza> at
+    each run: it may not overlap the repository, the dumps or the spool. The
+    dumps may live inside the repository (the default), but not in
+    pgBackRest's own archive/ and backup/ directories, not at its root and not
+    above it.
+    """
+    if not isinstance(paths, dict):
+        raise AnsibleFilterError('backup_path_errors expects {variable: path}')
+    errors = []
+    good = {}
+    for name in [n for n in PATH_VARIABLES if n in paths] + sorted(n for n in paths if n not in PATH_VARIABLES):
+        error = _path_error(name, paths[name])
+        if error:
+            errors.append(error)
+        else:
+            good[name] = paths[name]
+    for name, value in sorted(good.items(), key=lambda kv: PATH_VARIABLES.index(kv[0]) if kv[0] in PATH_VARIABLES else 9):
+        for clear in keep_clear or []:
+            if _inside(value, clear) or _inside(clear, value):
+                errors.append('%s %s %s %s, which belongs to PostgreSQL or to the role\'s configuration. Fix: a '
+                              'directory of its own, e.g. %s.' % (
+                                  name, _show(value), 'is' if value == clear else
+                                  ('lies in' if _inside(value, clear) else 'contains'), clear,
+                                  PATH_DEFAULTS.get(name, '/var/lib/pgbackrest')))
+    drill = good.get('backup_drill_path')
+    if drill:
+        for other in ('backup_repo_path', 'backup_logical_path', 'backup_spool_path'):
+            value = good.get(other)
+            if not value:
+                continue
+            if _inside(drill, value) or _inside(value, drill):
+                how = 'is' if drill == value else ('lies in' if _inside(drill, value) else 'contains')
+                errors.append('backup_drill_path %s %s %s %s: each drill deletes <backup_drill_path>/<stanza> and '
+                              'would delete what is kept there. Fix: give the drill a scratch directory of its own, '
+                              'outside backup_repo_path, backup_logical_path and backup_spool_path (default %s).'
+                              % (_show(drill), how, other, _show(value), PATH_DEFAULTS['backup_drill_path']))
+    repo, logical = good.get('backup_repo_path'), good.get('backup_logical_path')
+    if repo and logical:
+        if _inside(repo, logical):
+            errors.append('backup_logical_path %s %s backup_repo_path %s: the dump sets would be mixed with '
+                          "pgBackRest's repository and its retention. Fix: a directory inside the repository (as "
+                          'the default %s) or outside it.' % (
+                              _show(logical), 'is' if repo == logical else 'contains', _show(repo),
+                              PATH_DEFAULTS['backup_logical_path']))
+        else:
+            for own in ('archive', 'backup'):
+                if _inside(logical, posixpath.join(repo, own)):
+                    errors.append("backup_logical_path %s lies in pgBackRest's own %s/ directory of "
+                                  'backup_repo_path %s, where its expiry and the dumps\' retention would delete '
+                                  'each other\'s files. Fix: another subdirectory, e.g. %s.' % (
+                                      _show(logical), own, _show(repo), posixpath.join(repo, 'dump')))
+    return errors
+
+
+def backup_name_errors(value, variable, kind='database'):
+    """Why names written into SQL and shell lines are refused ([] when they are fine).
+
+    value: one name or a list of names; kind: database or role.
+    """
+    pattern, form = (_ROLE_NAME, _ROLE_NAME_FORM) if kind == 'role' else (_DB_NAME, _DB_NAME_FORM)
+    if isinstance(value, (list, tuple)):
+        names, listed = list(value), True
+    else:
+        names, listed = [value], False
+    bad = [n for n in names if not isinstance(n, str) or not pattern.match(n)]
+    if not bad:
+        return []
+    if listed:
+        return ['%s holds %s the role refuses (%s): %s. Fix: %s.' % (
+            variable, 'a name' if len(bad) == 1 else 'names', 'it goes into SQL and shell lines',
+            ', '.join(_show(n) for n in bad), form)]
+    return ['%s %s is not a %s name the role accepts (it goes into SQL and shell lines). Fix: %s.' % (
+        variable, _show(bad[0]), kind, form)]
+
+
+def backup_table_errors(tables):
+    """Why entries of backup_drill_tables are refused ([] when they are fine)."""
+    if not isinstance(tables, (list, tuple)):
+        return ['backup_drill_tables is %s, not a list. Fix: a list of {db: NAME, table: [schema.]NAME, '
+                'min_rows: N}.' % _show(tables)]
+    errors = []
+    for i, t in enumerate(tables):
+        why = []
+        if not isinstance(t, dict):
+            why.append('not a dict')
+        else:
+            unknown = sorted(set(t) - {'db', 'table', 'min_rows'})
+            if unknown:
+                why.append('unknown keys %s' % ', '.join(unknown))
+            if not isinstance(t.get('db'), str) or not _DB_NAME.match(t.get('db')):
+                why.append('db %s is not a database name (%s)' % (_show(t.get('db')), _DB_NAME_FORM))
+            if not isinstance(t.get('table'), str) or not _TABLE.match(t.get('table')):
+                why.append("table %s is not [schema.]name made of letters, digits and '_'" % _show(t.get('table')))
+            rows = t.get('min_rows', 1)
+            if isinstance(rows, bool) or not (isinstance(rows, int) or (isinstance(rows, str) and _DIGITS.match(rows))):
+                why.append('min_rows %s is not a whole number' % _show(rows))
+        if why:
+            errors.append('backup_drill_tables[%d]: %s. Fix: each entry is {db: NAME, table: [schema.]NAME, '
+                          'min_rows: N (optional, default 1)}.' % (i, '; '.join(why)))
+    return errors
+
+
+def _reserved(option):
+    if option in RESERVED_OPTIONS:
+        variable = RESERVED_OPTIONS[option]
+        return ('the role sets it' + (' from %s' % variable if variable else '')) if option not in (
+            'config', 'config-include-path', 'config-path') else 'it only makes sense on the command line'
+    for pattern, why in _RESERVED_PATTERNS:
+        if pattern.match(option):
+            return why
+    return ''
+
+
+def _text_ok(text):
+    """No control, format or line/paragraph separator character."""
+    return not any(unicodedata.category(c)[0] == 'C' or unicodedata.category(c) in ('Zl', 'Zp') for c in text)
+
+
+def backup_option_errors(options):
+    """Why backup_extra_options cannot go into pgbackrest.conf ([] when they can).
+
+    Only option names appear in the messages: the values may be secrets (repo1-cipher-pass, keys).
+    """
+    if not isinstance(options, dict):
+        return ['backup_extra_options is not a dict. Fix: {option-name: value}, e.g. {buffer-size: 4MiB}.']
+    errors = []
+    for name in sorted(options, key=str):
+        value = options[name]
+        if not isinstance(name, str) or not _OPTION.match(name):
+            errors.append("backup_extra_options has an option named %s: pgBackRest's options are lower-case words "
+                          "joined by '-' (e.g. repo1-cipher-type). Fix the name." % _show(name))
+            continue
+        reserved = _reserved(name)
+        if reserved:
+            errors.append('backup_extra_options sets %s, but %s. Fix: remove it from backup_extra_options%s.' % (
+                name, reserved, (' and set %s' % RESERVED_OPTIONS[name]) if RESERVED_OPTIONS.get(name) else ''))
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            errors.append('backup_extra_options[%s] is an empty list. Fix: give it a value or remove it.' % name)
+            continue
+        for v in values:
+            if v is None or isinstance(v, (dict, list)) or not isinstance(v, (str, int, float)):
+                errors.append('backup_extra_options[%s] is not a string, number, yes/no or list of them (value not '
+                              'shown: it may be a secret). Fix the value.' % name)
+                break
+            text = backup_conf_value(v)
+            if not text or not _text_ok(text) or text != text.strip():
+                errors.append('backup_extra_options[%s] is empty, has a line break or another control character, or '
+                              'leading/trailing blanks (value not shown: it may be a secret); in pgbackrest.conf that '
+                              'would break or add options. Fix the value.' % name)
+                break
+    return errors
+
+
+def backup_conf_value(value):
+    """An option value as pgbackrest.conf wants it: booleans as y/n, the rest as text."""
+    if isinstance(value, bool):
+        return 'y' if value else 'n'
+    return '%s' % (value,)
+
+
+def backup_address_errors(address, variable='backup_host_address'):
+    """Why the address the members reach the backup host at is refused ([] when it is fine).
+
+    It goes into pgbackrest.conf, the members' known_hosts and pgha-backup, and into the backup
+    host's certificate as IP:<address>: an IPv4 or IPv6 address, like postgresql_host_address.
+    """
+    try:
+        if isinstance(address, str) and address == address.strip():
+            ipaddress.ip_address(address)
+            return []
+    except ValueError:
+        pass
+    return ['%s %s is not an IP address (it goes into pgbackrest.conf, the members\' known_hosts, a shell '
+            'script and the backup host\'s certificate as IP:...). Fix: set it to the IPv4 or IPv6 address the '
+            'members reach the backup host at, or leave it unset (its default IPv4 address).'
+            % (variable, _show(address))]
+
+
+def backup_csr_errors(checks, repo_host=''):
+    """Why the CA must not sign the certificate signing requests checked on the backup host.
+
+    checks: the results of `openssl req -noout -verify -subject -nameopt RFC2253` run on the CA host,
+    one per host (item = inventory name, rc, stdout, stderr). A request is signed only when its
+    self-signature verifies and its subject is exactly CN=<the host it is for>.
+    """
+    errors = []
+    for r in checks or []:
+        if not isinstance(r, dict) or r.get('skipped') or 'rc' not in r:
+            continue
+        host = r.get('item')
+        out = '%s' % (r.get('stdout') or '')
+        subject = ''
+        for line in out.splitlines():
+            if line.startswith('subject='):
+                subject = line[len('subject='):].strip()
+        verified = r.get('rc') == 0 and 'verify OK' in ('%s\n%s' % (out, r.get('stderr') or ''))
+        if verified and subject == 'CN=%s' % host:
+            continue
+        claims = ('subject %s' % _show(subject)) if subject else 'no readable subject'
+        why = []
+        if subject != 'CN=%s' % host:
+            why.append('it claims %s, not CN=%s%s' % (
+                claims, host, (' - the backup host, whom every member trusts' if repo_host and
+                               subject == 'CN=%s' % repo_host and host != repo_host else '')))
+        if not verified:
+            why.append('its signature does not verify (%s)' % ' '.join(
+                ('%s %s' % (r.get('stderr') or '', out)).split())[:200])
+        errors.append('REFUSED to sign the certificate signing request of %s (/etc/pgbackrest/pki/host.csr): %s. '
+                      'No certificate was issued for it. Fix: find out who changed it, then on %s remove '
+                      '/etc/pgbackrest/pki/host.* and run site.yml again (a new key and request are made).'
+                      % (host, '; '.join(why), host))
+    return errors
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -310,4 +647,11 @@ class FilterModule(object):
             'backup_timers': backup_timers,
             'backup_table': backup_table,
             'restore_plan': restore_plan,
+            'backup_path_errors': backup_path_errors,
+            'backup_name_errors': backup_name_errors,
+            'backup_table_errors': backup_table_errors,
+            'backup_option_errors': backup_option_errors,
+            'backup_conf_value': backup_conf_value,
+            'backup_address_errors': backup_address_errors,
+            'backup_csr_errors': backup_csr_errors,
         }

@@ -5,8 +5,15 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pgha.cluster.plugins.filter.backup import (
     FilterModule,
+    backup_address_errors,
+    backup_conf_value,
     backup_cron_jobs,
+    backup_csr_errors,
+    backup_name_errors,
+    backup_option_errors,
+    backup_path_errors,
     backup_table,
+    backup_table_errors,
     backup_timers,
     parse_time,
     restore_plan,
@@ -42,7 +49,10 @@ NODES = [node('db1', 'primary'), node('db2'), node('db3')]
 
 
 def test_filters_are_exported():
-    assert sorted(FilterModule().filters()) == ['backup_cron_jobs', 'backup_table', 'backup_timers', 'restore_plan']
+    assert sorted(FilterModule().filters()) == [
+        'backup_address_errors', 'backup_conf_value', 'backup_cron_jobs', 'backup_csr_errors', 'backup_name_errors',
+        'backup_option_errors', 'backup_path_errors', 'backup_table', 'backup_table_errors', 'backup_timers',
+        'restore_plan']
 
 
 def test_cron_jobs_for_a_schedule():
@@ -181,3 +191,263 @@ def test_refusals_about_the_cluster():
 def test_not_a_survey():
     with pytest.raises(AnsibleFilterError):
         restore_plan([], INFO)
+
+
+# --------------------------------------------------------------------------
+# restore_plan refuses targets pgBackRest or PostgreSQL would choke on, before anything is stopped
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize('restore_type, target', [
+    ('name', "it's"),                     # a quote ends recovery_target_name = '...' in postgresql.auto.conf
+    ('name', 'before"migration'),
+    ('name', 'a\\b'),
+    ('name', 'line\nbreak'),
+    ('name', 'tab\there'),
+    ('name', 'bell\x07'),
+    ('name', 'sep\u2028arator'),
+    ('name', '\u00e9' * 32),               # 64 bytes in UTF-8, 32 characters
+    ('xid', '\u0661\u0662\u0663'),          # Arabic-Indic digits: str.isdigit() says yes, PostgreSQL says no
+    ('xid', '1 2'),
+    ('xid', '-5'),
+    ('xid', '18446744073709551616'),
+    ('lsn', '0/5000028\nx'),
+    ('time', "2026-11-25 10:00:00+00'"),
+])
+def test_unsafe_targets_are_refused_naming_restore_target(restore_type, target):
+    plan = restore_plan(NODES, INFO, restore_type, target)
+    assert plan['action'] == 'refuse' and plan['override'] == 'restore_target', plan['reason']
+    assert plan['reason'].startswith('restore_target=') and plan['args'] == []
+
+
+def test_a_refused_name_says_the_allowed_form():
+    reason = restore_plan(NODES, INFO, 'name', "it's")['reason']
+    assert 'pg_create_restore_point()' in reason and 'no quote' in reason and 'no backslash' in reason
+    assert '"it\'s"' in reason
+
+
+@pytest.mark.parametrize('restore_type, target, arg', [
+    ('name', 'before migration 42', '--target=before migration 42'),
+    ('name', 'n' * 63, '--target=' + 'n' * 63),
+    ('name', 'caf\u00e9', '--target=caf\u00e9'),
+    ('xid', '7421', '--target=7421'),
+    ('time', '2026-11-25 10:30:00 UTC', '--target=2026-11-25 10:30:00+00'),
+])
+def test_safe_targets_pass(restore_type, target, arg):
+    plan = restore_plan(NODES, INFO, restore_type, target)
+    assert plan['action'] == 'restore' and arg in plan['args'], plan['reason']
+
+
+@pytest.mark.parametrize('timeline', ['\u0662', '0', '4294967296', '2\n'])
+def test_timeline_must_be_a_plain_number(timeline):
+    plan = restore_plan(NODES, INFO, timeline=timeline)
+    assert plan['override'] == 'restore_timeline' or (timeline == '2\n' and plan['action'] == 'restore'), plan
+
+
+# --------------------------------------------------------------------------
+# Directories
+# --------------------------------------------------------------------------
+
+GOOD_PATHS = {'backup_repo_path': '/var/lib/pgbackrest', 'backup_spool_path': '/var/spool/pgbackrest',
+              'backup_logical_path': '/var/lib/pgbackrest/dump', 'backup_drill_path': '/var/lib/pgbackrest-drill'}
+KEEP_CLEAR = ['/var/lib/postgresql/15/main', '/etc/postgresql/15/main', '/etc/pgbackrest']
+
+
+def paths(**changes):
+    return backup_path_errors(dict(GOOD_PATHS, **changes), KEEP_CLEAR)
+
+
+def test_the_default_paths_and_other_sane_layouts_pass():
+    assert paths() == []
+    assert paths(backup_repo_path='/srv/pgbackrest', backup_logical_path='/srv/dumps',
+                 backup_drill_path='/srv/drill', backup_spool_path='/data/spool') == []
+    # a drill directory next to the repository, named like it, is not inside it
+    assert paths(backup_drill_path='/var/lib/pgbackrest2') == []
+    # the dumps in a subdirectory of the repository of their own
+    assert paths(backup_logical_path='/var/lib/pgbackrest/logical/sets') == []
+
+
+@pytest.mark.parametrize('name', sorted(GOOD_PATHS))
+@pytest.mark.parametrize('value, words', [
+    ('', 'not a directory'),
+    (None, 'not a directory'),
+    ('var/lib/x', 'not an absolute path'),
+    ('/var/lib/../../etc', 'not a plain normalised path'),
+    ('/var/lib/./x', 'not a plain normalised path'),
+    ('/var/lib/x/', 'not a plain normalised path'),
+    ('/var//lib/x', 'not a plain normalised path'),
+    ('/var/lib/x\n', 'not a plain normalised path'),
+    ('/var/lib/my backups', 'not a plain normalised path'),
+    ("/var/lib/it's", 'not a plain normalised path'),
+    ('/var/lib/$(reboot)', 'not a plain normalised path'),
+    ('/', 'is a system directory'),
+    ('/etc', 'is a system directory'),
+    ('/usr', 'is a system directory'),
+    ('/var', 'is a system directory'),
+    ('/var/lib', 'is a system directory'),
+    ('/var/lib/postgresql', 'is a system directory'),
+    ('/home', 'is a system directory'),
+    ('/root', 'is a system directory'),
+    ('/boot', 'is a system directory'),
+    ('/tmp', 'is a system directory'),
+    ('/opt', 'is a system directory'),
+    ('/srv', 'is a system directory'),
+    ('/run/pgbackrest', 'kernel or runtime file system'),
+    ('/proc/x', 'kernel or runtime file system'),
+    ('/var/lib/postgresql/15/main', 'which belongs to PostgreSQL'),
+    ('/var/lib/postgresql/15/main/spool', 'which belongs to PostgreSQL'),
+    ('/var/lib/postgresql/15', 'which belongs to PostgreSQL'),
+    ('/etc/postgresql/15/main', 'which belongs to PostgreSQL'),
+    ('/etc/pgbackrest/repo', 'which belongs to PostgreSQL or to the role'),
+])
+def test_a_bad_directory_is_refused_naming_the_variable(name, value, words):
+    errors = paths(**{name: value})
+    assert any(e.startswith(name + ' ') and words in e and 'Fix:' in e for e in errors), errors
+
+
+@pytest.mark.parametrize('drill, other, words', [
+    ('/var/lib/pgbackrest', 'backup_repo_path', 'is backup_repo_path'),
+    ('/var/lib/pgbackrest/backup', 'backup_repo_path', 'lies in backup_repo_path'),
+    ('/var/lib/pgbackrest/dump', 'backup_logical_path', 'is backup_logical_path'),
+    ('/var/lib/pgbackrest/dump/x', 'backup_logical_path', 'lies in backup_logical_path'),
+    ('/var/spool/pgbackrest', 'backup_spool_path', 'is backup_spool_path'),
+])
+def test_the_drill_never_overlaps_what_it_would_delete(drill, other, words):
+    errors = paths(backup_drill_path=drill)
+    assert any(e.startswith('backup_drill_path') and words in e and 'would delete' in e for e in errors), errors
+
+
+def test_a_drill_directory_containing_the_repository_is_refused():
+    errors = paths(backup_repo_path='/data/pgbackrest/repo', backup_logical_path='/data/dumps',
+                   backup_drill_path='/data/pgbackrest')
+    assert len(errors) == 1 and 'contains backup_repo_path' in errors[0], errors
+
+
+@pytest.mark.parametrize('logical, words', [
+    ('/var/lib/pgbackrest', 'is backup_repo_path'),
+    ('/data', 'contains backup_repo_path'),
+    ('/var/lib/pgbackrest/backup', "pgBackRest's own backup/"),
+    ('/var/lib/pgbackrest/archive/dumps', "pgBackRest's own archive/"),
+])
+def test_the_dumps_stay_out_of_pgbackrest_own_directories(logical, words):
+    errors = paths(backup_repo_path='/data/pgbackrest' if logical == '/data' else '/var/lib/pgbackrest',
+                   backup_logical_path=logical)
+    assert any(e.startswith('backup_logical_path') and words in e for e in errors), errors
+
+
+def test_path_errors_expects_a_dict():
+    with pytest.raises(AnsibleFilterError):
+        backup_path_errors(['/x'])
+
+
+# --------------------------------------------------------------------------
+# Names, tables, options, address
+# --------------------------------------------------------------------------
+
+def test_good_names_pass():
+    assert backup_name_errors(['app', 'App_2', 'my-db', 'db.v2', 'x' * 63], 'backup_drill_databases') == []
+    assert backup_name_errors('postgres', 'backup_cron_database') == []
+    assert backup_name_errors('pgha_backup', 'backup_cron_role', 'role') == []
+    assert backup_name_errors([], 'backup_logical_databases') == []
+
+
+@pytest.mark.parametrize('variable, value, kind', [
+    ('backup_drill_databases', ["app'; DROP DATABASE app; --"], 'database'),
+    ('backup_drill_databases', ['app\n'], 'database'),          # '$' would have let the newline through
+    ('backup_drill_databases', ['host=evil'], 'database'),
+    ('backup_drill_databases', ['-app'], 'database'),
+    ('backup_drill_databases', ['x' * 64], 'database'),
+    ('backup_drill_databases', [5], 'database'),
+    ('backup_logical_databases', ['app', 'my db'], 'database'),
+    ('backup_cron_database', 'postgres\n', 'database'),
+    ('backup_cron_role', 'Backup', 'role'),
+    ('backup_cron_role', 'pgha_backup\n', 'role'),
+])
+def test_bad_names_are_refused(variable, value, kind):
+    errors = backup_name_errors(value, variable, kind)
+    assert len(errors) == 1 and errors[0].startswith(variable + ' ') and 'Fix:' in errors[0], errors
+
+
+def test_tables():
+    assert backup_table_errors([{'db': 'app', 'table': 'orders'}, {'db': 'app', 'table': 'Sales.Orders', 'min_rows': 5},
+                                {'db': 'app', 'table': 'pitr', 'min_rows': '0'}]) == []
+    bad = backup_table_errors([{'db': 'app', 'table': 'orders; DROP TABLE x'}, {'db': "a'b", 'table': 't'},
+                               {'db': 'app', 'table': 'orders\n'}, {'db': 'app', 'table': 't', 'min_rows': 'many'},
+                               {'db': 'app', 'table': 't', 'rows': 1}, 'app.orders', {'table': 't'}])
+    assert [e.split(':')[0] for e in bad] == ['backup_drill_tables[%d]' % i for i in range(7)], bad
+    assert all('Fix:' in e for e in bad)
+    assert backup_table_errors('app.orders')[0].startswith('backup_drill_tables is')
+
+
+SECRET = 'hunter2-very-secret'
+
+
+def test_extra_options_pass_and_render():
+    assert backup_option_errors({'repo1-cipher-type': 'aes-256-cbc', 'repo1-cipher-pass': SECRET, 'buffer-size': '4MiB',
+                                 'repo1-retention-diff': 3, 'archive-check': False,
+                                 'db-include': ['app', 'postgres'], 'repo2-path': '/srv/repo2'}) == []
+    assert [backup_conf_value(v) for v in (True, False, 3, 'x')] == ['y', 'n', '3', 'x']
+
+
+@pytest.mark.parametrize('options, words', [
+    ({'repo1-cipher-pass': SECRET + '\n[global]\nrepo1-path=/'}, 'line break'),
+    ({'repo1-cipher-pass': ' ' + SECRET}, 'leading/trailing blanks'),
+    ({'repo1-cipher-pass': ''}, 'is empty'),
+    ({'repo1-cipher-pass': None}, 'not a string'),
+    ({'repo1-cipher-pass': {'a': SECRET}}, 'not a string'),
+    ({'db-include': ['app', SECRET + '\n']}, 'line break'),
+    ({'db-include': []}, 'empty list'),
+    ({'process-max': 4}, 'backup_process_max'),
+    ({'repo1-path': '/srv'}, 'backup_repo_path'),
+    ({'tls-server-auth': 'x=y'}, 'the role sets it'),
+    ({'pg1-path': '/x'}, 'pgN-*'),
+    ({'config-include-path': '/x'}, 'command line'),
+    ({'Repo1 Path': '/x'}, 'lower-case'),
+    ({'buffer-size\nrepo1-path': '/x'}, 'lower-case'),
+])
+def test_bad_extra_options_are_refused_without_showing_the_value(options, words):
+    errors = backup_option_errors(options)
+    assert len(errors) == 1 and errors[0].startswith('backup_extra_options') and words in errors[0], errors
+    assert SECRET not in errors[0]
+
+
+def test_address():
+    assert backup_address_errors('10.89.72.20') == [] and backup_address_errors('fd00::20') == []
+    for bad in ('bk1.example.com', '10.0.0.1\nProxyCommand x', '10.0.0.1 ', '', None, '10.0.0.300'):
+        errors = backup_address_errors(bad)
+        assert len(errors) == 1 and errors[0].startswith('backup_host_address') and 'Fix:' in errors[0], bad
+
+
+# --------------------------------------------------------------------------
+# Certificate signing requests, as checked on the CA host
+# --------------------------------------------------------------------------
+
+def csr_check(item, subject, ok=True, rc=0):
+    return {'item': item, 'rc': rc, 'stdout': ('subject=%s' % subject) if subject else '',
+            'stderr': 'Certificate request self-signature verify %s' % ('OK' if ok else 'failure'), 'changed': False}
+
+
+def test_requests_for_their_own_host_are_signed():
+    assert backup_csr_errors([csr_check('db1', 'CN=db1'), csr_check('bk1', 'CN=bk1'),
+                              {'item': 'db2', 'skipped': True}], 'bk1') == []
+
+
+def test_a_request_claiming_the_backup_host_is_refused_with_the_fix():
+    errors = backup_csr_errors([csr_check('db1', 'CN=db1'), csr_check('db2', 'CN=bk1')], 'bk1')
+    assert len(errors) == 1
+    assert errors[0].startswith('REFUSED to sign the certificate signing request of db2')
+    assert 'claims subject "CN=bk1", not CN=db2' in errors[0] and 'the backup host' in errors[0]
+    assert 'No certificate was issued' in errors[0]
+    assert 'on db2 remove /etc/pgbackrest/pki/host.* and run site.yml again' in errors[0]
+
+
+@pytest.mark.parametrize('check, words', [
+    (csr_check('db1', 'CN=db1', ok=False), 'signature does not verify'),          # openssl still exits 0 here
+    (csr_check('db1', 'CN=db1,O=x'), 'not CN=db1'),
+    (csr_check('db1', 'CN=db2+CN=db1'), 'not CN=db1'),
+    (csr_check('db1', 'O=db1'), 'not CN=db1'),
+    (csr_check('db1', '', ok=False, rc=1), 'no readable subject'),
+    (csr_check('db1', 'CN=DB1'), 'not CN=db1'),
+])
+def test_other_bad_requests_are_refused(check, words):
+    errors = backup_csr_errors([check], 'bk1')
+    assert len(errors) == 1 and words in errors[0] and 'db1' in errors[0], errors
