@@ -132,6 +132,24 @@ def lsn_to_walfile(lsn, timeline, segment_size=DEFAULT_WAL_SEGMENT_SIZE):
     return '%08X%08X%08X' % (timeline, segno // per_xlogid, segno % per_xlogid)
 
 
+def parse_timeline_history(text):
+    """The lines of a timeline history file (pg_wal/0000000N.history) as a list of
+    {timeline, switchpoint, reason}: timeline T ended at switchpoint (an LSN) when
+    timeline T+1... began. Comments and blank lines are skipped; a malformed line
+    raises LsnError naming it."""
+    entries = []
+    for line in (text or '').splitlines():
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        fields = line.split('\t') if '\t' in line else line.split(None, 2)
+        if len(fields) < 2 or not fields[0].strip().isdigit():
+            raise LsnError('not a timeline history line: %r' % line)
+        entries.append({'timeline': int(fields[0]), 'switchpoint': normalize_lsn(fields[1].strip()),
+                        'reason': fields[2].strip() if len(fields) > 2 else ''})
+    return entries
+
+
 def interval_seconds(value):
     """Seconds as a float from an interval (timedelta) or number; None stays None."""
     if value is None:
@@ -274,6 +292,7 @@ def error_text(exc):
 
 STANDBY_STATE_SQL = """
 SELECT pg_is_in_recovery() AS in_recovery,
+       (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
        (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline,

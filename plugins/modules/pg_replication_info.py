@@ -166,6 +166,22 @@ timeline:
   returned: always
   type: int
   sample: 1
+system_identifier:
+  description: The cluster's system identifier (the same on a primary and all its standbys).
+  returned: always
+  type: str
+  sample: "7441234567890123456"
+timeline_history:
+  description:
+    - The history of the server's current timeline (its C(pg_wal/<timeline>.history) file), oldest first
+      - each entry says which timeline ended at which LSN. Empty on timeline 1; null when the file cannot be
+      read (the login needs superuser or C(pg_read_server_files)).
+    - Two primaries of one cluster forked where their histories part; the runbooks use it to report what
+      each wrote after the fork.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{timeline: 1, switchpoint: 0/3000148, reason: no recovery target specified}]
 timeline_source:
   description:
     - Where RV(timeline) comes from. V(wal_file) (primary, exact), V(wal_receiver) (streaming standby)
@@ -398,6 +414,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
     lsn_diff_or_none,
     lsn_to_int,
     normalize_lsn,
+    parse_timeline_history,
     pgha_argument_spec,
     query_all,
     query_one,
@@ -439,6 +456,8 @@ SELECT pg_is_in_recovery() AS in_recovery,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn
 """
+
+HISTORY_SQL = 'SELECT pg_read_file(%s) AS content'
 
 LAG_HEADERS = ('name', 'state', 'lag_bytes', 'position', 'verdict')
 
@@ -613,6 +632,18 @@ def gather_standby(cursor, state, server_version):
     )
 
 
+def read_history(cursor, timeline):
+    """The history of the server's current timeline ([] on timeline 1), or None when it
+    cannot be read (pg_read_file needs superuser or pg_read_server_files)."""
+    if not timeline or timeline <= 1:
+        return []
+    try:
+        row = query_one(cursor, HISTORY_SQL, ('pg_wal/%08X.history' % timeline,))
+        return parse_timeline_history(row['content'] if row else '')
+    except (DatabaseError, LsnError):
+        return None
+
+
 def gather(cursor, server_version):
     state = query_one(cursor, STANDBY_STATE_SQL)
     if state['in_recovery']:
@@ -620,6 +651,8 @@ def gather(cursor, server_version):
     else:
         info = gather_primary(cursor)
     info['server_version'] = server_version
+    info['system_identifier'] = state.get('system_identifier')
+    info['timeline_history'] = read_history(cursor, info['timeline'])
     return info
 
 

@@ -18,6 +18,8 @@ PRIMARY_WAL = r'pg_current_wal_insert_lsn'
 REPLAY = r'pg_last_xact_replay_timestamp'
 PAUSE = r'pg_get_wal_replay_pause_state'
 POSITIONS = r'AS replay_lsn\s*$'
+HISTORY = r'pg_read_file'
+HISTORY_ROW = [dict(content='1\t0/3000148\tno recovery target specified\n')]
 
 UTC = datetime.timezone.utc
 
@@ -56,6 +58,7 @@ def primary_script(standbys=None, slots=None, wal=None, positions=None):
         (STANDBYS, [standby_row()] if standbys is None else standbys),
         (SLOTS, [slot_row()] if slots is None else slots),
         (PRIMARY_WAL, wal or PRIMARY_WAL_ROW),
+        (HISTORY, HISTORY_ROW),
     ]
 
 
@@ -67,6 +70,7 @@ def standby_script(state=None, receiver=None, positions=None):
         (RECEIVER, STREAMING if receiver is None else receiver),
         (REPLAY, REPLAY_ROW),
         (PAUSE, [dict(pause_state='not paused')]),
+        (HISTORY, HISTORY_ROW),
     ]
 
 
@@ -386,3 +390,24 @@ def test_database_error_fails_cleanly(run_module):
     assert result['failed'] is True
     assert result['msg'] == ('PostgreSQL error at unix socket /var/run/postgresql/.s.PGSQL.5432 (login_user postgres, '
                              'login_db postgres): terminating connection due to administrator command')
+
+
+def test_timeline_history_and_system_identifier_on_a_standby(run_module):
+    state = [dict(STANDBY_STATE[0], system_identifier='7441234567890123456')]
+    result, cursor = run_module(standby_script(state=state))
+    assert result['system_identifier'] == '7441234567890123456'
+    assert result['timeline'] == 2
+    assert result['timeline_history'] == [{'timeline': 1, 'switchpoint': '0/3000148',
+                                           'reason': 'no recovery target specified'}]
+    assert cursor.ran(r"pg_read_file") and cursor.executed[-1][1] == ('pg_wal/00000002.history',)
+
+
+def test_no_history_on_timeline_1(run_module):
+    result, cursor = run_module(primary_script())
+    assert result['timeline_history'] == [] and not cursor.ran(r'pg_read_file')
+
+
+def test_unreadable_history_is_null(run_module):
+    script = replace(standby_script(), HISTORY, psycopg2.errors.InsufficientPrivilege('permission denied'))
+    result = run_module(script)[0]
+    assert result['timeline_history'] is None
