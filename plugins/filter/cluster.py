@@ -13,31 +13,29 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.pgha.cluster.plugins.filter.validate import lookup as _get
+from ansible_collections.pgha.cluster.plugins.filter.validate import member_address
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
     LsnError,
     format_table,
+    int_to_lsn,
     lsn_to_int,
 )
 
 
-def _get(mapping, key, default=None):
-    try:
-        value = mapping[key]
-    except (KeyError, TypeError):
-        return default
-    return default if value is None else value
-
-
-def survey_node(name, info, fence=None):
+def survey_node(name, info, fence=None, address=None, addresses=None, vips=None):
     """Normalize one host's survey.
 
     info: the registered result of pgha.cluster.pg_replication_info (or None
     when the host was unreachable); fence: the registered stat of the fence
-    marker.
+    marker; address: the member's address; addresses: the IPv4 addresses it
+    holds now (its gathered facts); vips: {'writer': address, 'reader': address}.
     """
     node = {'name': name, 'reachable': False, 'running': False, 'fenced': False, 'role': 'unknown',
             'timeline': None, 'lsn': None, 'replay_lsn': None, 'receiver': None, 'upstream': None,
-            'error': None}
+            'error': None, 'address': address, 'vips': [], 'system_identifier': None, 'history': None}
+    held = set(addresses or [])
+    node['vips'] = sorted(k for k, v in (vips or {}).items() if v and v in held)
     if not info or _get(info, 'unreachable'):
         node['error'] = _get(info, 'msg', 'unreachable') if info else 'unreachable'
         return node
@@ -50,6 +48,8 @@ def survey_node(name, info, fence=None):
     node['running'] = True
     node['role'] = info['role']
     node['timeline'] = _get(info, 'timeline')
+    node['system_identifier'] = _get(info, 'system_identifier')
+    node['history'] = _get(info, 'timeline_history')
     if node['role'] == 'primary':
         node['lsn'] = _get(info, 'current_lsn')
         node['replay_lsn'] = node['lsn']
@@ -64,12 +64,16 @@ def survey_node(name, info, fence=None):
     return node
 
 
-def survey_nodes(names, hostvars, info_var='pgha_survey_info', fence_var='pgha_survey_fence'):
-    """[survey_node(...)] for every name, reading the registered results from hostvars."""
+def survey_nodes(names, hostvars, info_var='pgha_survey_info', fence_var='pgha_survey_fence', vips=None):
+    """[survey_node(...)] for every name, reading the registered results, the member's
+    address and the addresses it holds (facts) from hostvars. vips: the VIPs in any form
+    ('10.0.0.100/24' or '10.0.0.100'), as {'writer': ..., 'reader': ...}."""
+    vips = dict((k, str(v).split('/', maxsplit=1)[0]) for k, v in (vips or {}).items() if v)
     nodes = []
     for name in names:
         hv = _get(hostvars, name, {})
-        nodes.append(survey_node(name, _get(hv, info_var), _get(hv, fence_var)))
+        held = _get(_get(hv, 'ansible_facts', {}), 'all_ipv4_addresses', [])
+        nodes.append(survey_node(name, _get(hv, info_var), _get(hv, fence_var), member_address(hv), held, vips))
     return nodes
 
 
@@ -93,9 +97,148 @@ def node_table(nodes):
             n['replay_lsn'] or '-',
             (n['receiver'] or '-') + ((' from ' + n['upstream']) if n.get('upstream') else ''),
             'FENCED' if n['fenced'] else '-',
+            ','.join(n.get('vips') or []) or '-',
         ])
     return format_table(['node', 'reachable', 'role', 'timeline', 'lsn (received/current)', 'replayed',
-                         'wal receiver', 'fence'], rows).splitlines()
+                         'wal receiver', 'fence', 'vip'], rows).splitlines()
+
+
+# --------------------------------------------------------------------------
+# Two primaries: where they forked, what each wrote since, which one to keep
+# --------------------------------------------------------------------------
+
+def _timeline_path(node):
+    """[(timeline, end LSN as int or None for the current one)] from the node's history,
+    or None when its history is unknown."""
+    history = node.get('history')
+    if node.get('timeline') is None or (history is None and node['timeline'] > 1):
+        return None
+    try:
+        path = [(int(h['timeline']), lsn_to_int(h['switchpoint'])) for h in (history or [])]
+    except (KeyError, TypeError, ValueError, LsnError):
+        return None
+    return path + [(int(node['timeline']), None)]
+
+
+def fork_point(a, b):
+    """The LSN (as int) where the histories of nodes a and b part, or None when unknown."""
+    pa, pb = _timeline_path(a), _timeline_path(b)
+    if pa is None or pb is None:
+        return None
+    previous_end = 0
+    for (ta, ea), (tb, eb) in zip(pa, pb):
+        if ta != tb:
+            return previous_end
+        if ea == eb:
+            if ea is None:
+                return None   # the same timeline, still open on both: no fork
+            previous_end = ea
+            continue
+        ends = [e for e in (ea, eb) if e is not None]
+        return min(ends)
+    return previous_end
+
+
+def split_brain(nodes):
+    """None, or what a tired DBA needs when several unfenced nodes run as primary:
+    {primaries: [{name, timeline, lsn, followers, vips, fork_lsn, bytes_after_fork}],
+     keep, discard: [names], reason}. The one to keep is the one the replicas follow, then
+    the one holding the writer VIP, then the newest timeline (the promoted one)."""
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    if len(primaries) < 2:
+        return None
+    standbys = [n for n in nodes if n['role'] == 'standby']
+    entries = []
+    for p in primaries:
+        followers = sorted(s['name'] for s in standbys if p.get('address') and s.get('upstream') == p['address'])
+        entries.append({'name': p['name'], 'timeline': p['timeline'], 'lsn': p['lsn'], 'followers': followers,
+                        'vips': list(p.get('vips') or []), 'fork_lsn': None, 'bytes_after_fork': None})
+    by_name = dict((p['name'], p) for p in primaries)
+    keep = max(entries, key=lambda e: (len(e['followers']), 'writer' in e['vips'], e['timeline'] or 0,
+                                       _lsn_int(by_name[e['name']])))
+    for e in entries:
+        if e is keep:
+            continue
+        fork = fork_point(by_name[keep['name']], by_name[e['name']])
+        if fork is not None:
+            for x in (e, keep):
+                lsn = _lsn_int(by_name[x['name']])
+                after = max(0, lsn - fork) if lsn >= 0 else None
+                if x is keep:
+                    keep['bytes_after_fork'] = max(after or 0, keep['bytes_after_fork'] or 0)
+                    keep['fork_lsn'] = keep['fork_lsn'] or int_to_lsn(fork)
+                else:
+                    x['bytes_after_fork'] = after
+                    x['fork_lsn'] = int_to_lsn(fork)
+    why = []
+    if keep['followers']:
+        why.append('the replicas follow it (%s)' % ', '.join(keep['followers']))
+    if 'writer' in keep['vips']:
+        why.append('it holds the writer VIP')
+    why.append('it is on timeline %s' % keep['timeline'])
+    return {'primaries': entries, 'keep': keep['name'],
+            'discard': [e['name'] for e in entries if e is not keep],
+            'reason': '; '.join(why)}
+
+
+def split_brain_lines(report):
+    """The split-brain report as lines for the screen (empty when there is none)."""
+    if not report:
+        return []
+    lines = ['SPLIT BRAIN: %d nodes run as primary. Keep %s: %s.'
+             % (len(report['primaries']), report['keep'], report['reason'])]
+    for e in report['primaries']:
+        role = 'KEEP   ' if e['name'] == report['keep'] else 'DISCARD'
+        after = ('%s bytes of WAL written after the fork at %s' % (e['bytes_after_fork'], e['fork_lsn'])
+                 if e['bytes_after_fork'] is not None else 'fork point unknown (no timeline history)')
+        lines.append('  %s %s: timeline %s, lsn %s, %s; followed by %s; VIPs %s'
+                     % (role, e['name'], e['timeline'], e['lsn'], after, ', '.join(e['followers']) or 'no replica',
+                        ', '.join(e['vips']) or 'none'))
+    for name in report['discard']:
+        lines.append('  To end it: ansible-playbook -i <inventory> pgha.cluster.rejoin -e rejoin_host=%s '
+                     '-e rejoin_split_brain_confirm=true (fences %s, keeps its data directory aside, rewinds it '
+                     'onto %s)' % (name, name, report['keep']))
+    return lines
+
+
+def cluster_verdict(nodes):
+    """One line: HEALTHY, DEGRADED: ..., PRIMARY DOWN: run promote.yml, or SPLIT BRAIN: ..."""
+    report = split_brain(nodes)
+    if report:
+        return ('SPLIT BRAIN: %s run as primary; keep %s - run rejoin.yml -e rejoin_host=%s '
+                '-e rejoin_split_brain_confirm=true' % (' and '.join(e['name'] for e in report['primaries']),
+                                                        report['keep'], report['discard'][0]))
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    if not primaries:
+        return 'PRIMARY DOWN: no node runs as primary - run promote.yml'
+    primary = primaries[0]
+    problems = []
+    for n in nodes:
+        if n is primary:
+            continue
+        if not n['reachable']:
+            problems.append('%s unreachable' % n['name'])
+        elif n['fenced']:
+            problems.append('%s fenced (run rejoin.yml -e rejoin_host=%s)' % (n['name'], n['name']))
+        elif not n['running']:
+            problems.append('%s down' % n['name'])
+        elif n['role'] == 'standby' and n['receiver'] != 'streaming':
+            problems.append('%s not streaming' % n['name'])
+        elif n['role'] == 'standby' and n['timeline'] != primary['timeline']:
+            problems.append('%s on timeline %s, primary on %s' % (n['name'], n['timeline'], primary['timeline']))
+    if problems:
+        return 'DEGRADED: ' + '; '.join(problems)
+    return 'HEALTHY: %s is the primary on timeline %s, %d replica(s) streaming' % (
+        primary['name'], primary['timeline'], len(nodes) - 1)
+
+
+def sync_hosts(members, mode='off', names=None):
+    """The members that synchronous_standby_names lists (postgresql_synchronous_names, or every
+    member when empty); [] when synchronous replication is off. members: cluster_members."""
+    if str(mode) == 'off':
+        return []
+    wanted = set(names or [m['slot'] for m in members])
+    return [m['name'] for m in members if m['slot'] in wanted]
 
 
 def failover_plan(nodes, old_primary, candidate=None, max_lag_bytes=0, force=False, sync_names=None):
@@ -122,9 +265,13 @@ def failover_plan(nodes, old_primary, candidate=None, max_lag_bytes=0, force=Fal
         plan['override'] = 'promote_old_primary'
         return plan
     if len(primaries) > 1:
-        plan['reason'] = ('%d nodes run as primary (%s): split brain. Stop and decide by hand which one '
-                          'keeps its writes; nothing was changed.' % (len(primaries),
-                                                                      ', '.join(n['name'] for n in primaries)))
+        report = split_brain(nodes)
+        plan['reason'] = ('%d nodes run as primary (%s): split brain, not a failover. Keep %s (%s); end it with '
+                          'rejoin.yml -e rejoin_host=%s -e rejoin_split_brain_confirm=true, which keeps the other\'s '
+                          'data directory aside. status.yml shows what each wrote after the fork.'
+                          % (len(primaries), ', '.join(n['name'] for n in primaries), report['keep'],
+                             report['reason'], report['discard'][0]))
+        plan['override'] = 'rejoin_split_brain_confirm'
         return plan
     if len(primaries) == 1:
         live = primaries[0]
@@ -180,7 +327,7 @@ def switchover_plan(nodes, candidate=None, max_lag_bytes=16777216, sync_names=No
     plan = {'action': 'refuse', 'reason': '', 'override': None, 'candidate': None, 'primary': None,
             'followers': []}
     down = [n['name'] for n in nodes if not n['running']]
-    primaries = [n for n in nodes if n['role'] == 'primary']
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
     standbys = [n for n in nodes if n['role'] == 'standby']
     if len(primaries) != 1:
         plan['reason'] = ('A switchover needs exactly one running primary; found %d (%s). For a dead primary '
@@ -222,14 +369,48 @@ def switchover_plan(nodes, candidate=None, max_lag_bytes=16777216, sync_names=No
     return plan
 
 
-def rejoin_plan(nodes, host, hostvars=None):
-    """Decide what rejoin.yml does for host: rejoin, noop (already a healthy replica) or refuse."""
+def rejoin_plan(nodes, host, hostvars=None, split_brain_confirm=False):
+    """Decide what rejoin.yml does for host: rejoin, noop (already a healthy replica) or refuse.
+
+    With two running primaries (split brain) it rejoins the one to discard (see split_brain)
+    only with split_brain_confirm; plan['split_brain'] then carries the report, and the
+    node's data directory is kept aside before it is rewound."""
     by_name = dict((n['name'], n) for n in nodes)
-    plan = {'action': 'refuse', 'reason': '', 'host': host, 'primary': None, 'slot': None}
+    plan = {'action': 'refuse', 'reason': '', 'host': host, 'primary': None, 'slot': None,
+            'split_brain': None, 'override': None}
     if host not in by_name:
         plan['reason'] = 'rejoin_host=%s is not a cluster member.' % host
         return plan
     target = by_name[host]
+    report = split_brain(nodes)
+    if report:
+        hv = _get(hostvars, host, {}) if hostvars is not None else {}
+        plan.update(split_brain=report, primary=report['keep'],
+                    slot=_get(hv, 'postgresql_slot_name') or _slot_name(host))
+        mine = [e for e in report['primaries'] if e['name'] == host]
+        if host == report['keep']:
+            plan['reason'] = ('Split brain: %s is the primary to KEEP (%s). Rejoin the other one instead: '
+                              'rejoin_host=%s.' % (host, report['reason'], ', '.join(report['discard'])))
+            return plan
+        if not mine:
+            plan['reason'] = ('Split brain between %s: end it first (rejoin_host=%s with '
+                              'rejoin_split_brain_confirm=true), then rejoin %s.'
+                              % (', '.join(e['name'] for e in report['primaries']), report['discard'][0], host))
+            return plan
+        after = mine[0]['bytes_after_fork']
+        words = ('%s bytes of WAL written after the fork at %s' % (after, mine[0]['fork_lsn'])
+                 if after is not None else 'an unknown amount of WAL written after the fork')
+        if not split_brain_confirm:
+            plan['reason'] = ('Split brain: %s and %s both run as primary. Keep %s (%s). Rejoining %s fences it, '
+                              'keeps its data directory aside (it holds %s, which the cluster will not have) and '
+                              'rewinds it onto %s. Confirm with rejoin_split_brain_confirm=true.'
+                              % (host, report['keep'], report['keep'], report['reason'], host, words,
+                                 report['keep']))
+            plan['override'] = 'rejoin_split_brain_confirm'
+            return plan
+        plan.update(action='rejoin', reason='End the split brain: make %s (%s) a replica of %s; its data directory '
+                                            'is kept aside first.' % (host, words, report['keep']))
+        return plan
     primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
     if len(primaries) != 1:
         plan['reason'] = ('Need exactly one running primary to rejoin to; found %d (%s). Run promote.yml '
@@ -256,6 +437,41 @@ def rejoin_plan(nodes, host, hostvars=None):
     return plan
 
 
+def replica_state(local_id, upstream_id=None, marker_id=None, standby_signal=False, fenced=False, timeline=None):
+    """What a replica-group host's data directory holds, decided from facts that can be proven.
+
+    local_id: its system identifier ('' when there is no cluster); upstream_id: the primary's
+    (None when unknown); marker_id: the postgresql role's initdb marker ('' when absent or
+    retired); timeline: its control file's. Returns one of
+      absent   - no cluster: clone
+      new      - the untouched cluster the postgresql role created here: its identifier is the
+                 marker's (and not the primary's, which must be known), timeline 1, no
+                 standby.signal, not fenced. Only this is ever removed.
+      replica  - a standby of this primary (same identifier, standby.signal): keep
+      fenced   - a fence marker: a primary that was replaced; rejoin.yml, never site.yml
+      diverged - the primary's identifier without standby.signal: a former primary (or one that
+                 runs as a second primary); rejoin.yml, never site.yml
+      foreign  - anything else (another cluster's data): only with pg_replica_reclone_allowed,
+                 moved aside
+    """
+    local_id = str(local_id or '').strip()
+    upstream_id = str(upstream_id).strip() if upstream_id not in (None, '') else None
+    marker_id = str(marker_id or '').strip()
+    if fenced:
+        return 'fenced'
+    if not local_id:
+        return 'absent'
+    if (marker_id and local_id == marker_id and upstream_id is not None and local_id != upstream_id
+            and not standby_signal and str(timeline) == '1'):
+        return 'new'
+    if upstream_id is None or local_id == upstream_id:
+        if standby_signal:
+            return 'replica'
+        if upstream_id is not None:
+            return 'diverged'
+    return 'foreign'
+
+
 def _slot_name(host):
     from ansible_collections.pgha.cluster.plugins.filter.slot_name import slot_name
     return slot_name(host)
@@ -269,4 +485,9 @@ class FilterModule(object):
             'failover_plan': failover_plan,
             'switchover_plan': switchover_plan,
             'rejoin_plan': rejoin_plan,
+            'replica_state': replica_state,
+            'split_brain': split_brain,
+            'split_brain_lines': split_brain_lines,
+            'cluster_verdict': cluster_verdict,
+            'sync_hosts': sync_hosts,
         }

@@ -4,13 +4,20 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pgha.cluster.plugins.filter.cluster import (
+    cluster_verdict,
     failover_plan,
+    fork_point,
     node_table,
     rejoin_plan,
+    replica_state,
+    split_brain,
+    split_brain_lines,
     survey_node,
     survey_nodes,
     switchover_plan,
+    sync_hosts,
 )
+from ansible_collections.pgha.cluster.plugins.filter.validate import cluster_members
 
 
 def primary_info(lsn='0/5000000', timeline=1, standbys=('pg2', 'pg3')):
@@ -157,3 +164,129 @@ def test_rejoin_plan():
     assert rejoin_plan(n, 'nope')['action'] == 'refuse'
     no_primary = [fenced_old, survey_node('pg3', standby_info('0/1'))]
     assert 'promote.yml first' in rejoin_plan(no_primary, 'pg1')['reason']
+
+
+def test_switchover_ignores_a_fenced_primary():
+    fenced = survey_node('pg1', primary_info('0/6000000'), {'stat': {'exists': True}})
+    n = [fenced, survey_node('pg2', primary_info('0/5000000', timeline=2)),
+         survey_node('pg3', standby_info('0/5000000', timeline=2, sender='10.0.0.2'))]
+    plan = switchover_plan(n)
+    assert plan['primary'] == 'pg2', plan
+
+
+# --- a replica's data directory -------------------------------------------------
+
+@pytest.mark.parametrize('args,state', [
+    (dict(local_id=''), 'absent'),
+    (dict(local_id='7', upstream_id='9', marker_id='7', timeline='1'), 'new'),
+    # not provable without the primary's identifier
+    (dict(local_id='7', marker_id='7', timeline='1'), 'foreign'),
+    # the node that created the cluster and served: its marker was retired, or it moved on
+    (dict(local_id='9', upstream_id='9', marker_id='9', timeline='2', standby_signal=True), 'replica'),
+    (dict(local_id='9', upstream_id='9', marker_id='9', timeline='1', standby_signal=True), 'replica'),
+    (dict(local_id='9', upstream_id='9', marker_id='9', timeline='1'), 'diverged'),
+    (dict(local_id='9', upstream_id='9', marker_id='9', timeline='1', fenced=True), 'fenced'),
+    (dict(local_id='9', upstream_id='9', standby_signal=True), 'replica'),
+    (dict(local_id='9', upstream_id='9'), 'diverged'),
+    (dict(local_id='9', upstream_id='9', fenced=True, standby_signal=True), 'fenced'),
+    (dict(local_id='5', upstream_id='9', standby_signal=True), 'foreign'),
+    (dict(local_id='5', upstream_id='9'), 'foreign'),
+    (dict(local_id='5', standby_signal=True), 'replica'),
+    (dict(local_id='5'), 'foreign'),
+    (dict(local_id='7', marker_id='7', timeline='2'), 'foreign'),
+])
+def test_replica_state_only_proves_new_for_an_untouched_cluster(args, state):
+    assert replica_state(**args) == state
+
+
+# --- split brain ----------------------------------------------------------------
+
+def two_primaries():
+    history = [{'timeline': 1, 'switchpoint': '0/5000000', 'reason': 'no recovery target specified'}]
+    old = dict(primary_info('0/5800000', timeline=1), system_identifier='42', timeline_history=[])
+    new = dict(primary_info('0/5300000', timeline=2), system_identifier='42', timeline_history=history)
+    follower = dict(standby_info('0/5300000', timeline=2, sender='10.0.0.2'))
+
+    def facts(address, *held):
+        return {'default_ipv4': {'address': address}, 'all_ipv4_addresses': [address] + list(held)}
+
+    return survey_nodes(['pg1', 'pg2', 'pg3'], {
+        'pg1': {'pgha_survey_info': old, 'ansible_facts': facts('10.0.0.1', '10.0.0.100')},
+        'pg2': {'pgha_survey_info': new, 'ansible_facts': facts('10.0.0.2')},
+        'pg3': {'pgha_survey_info': follower, 'ansible_facts': facts('10.0.0.3')},
+    }, vips={'writer': '10.0.0.100/24', 'reader': ''})
+
+
+def test_survey_knows_addresses_vips_and_history():
+    n = two_primaries()
+    assert [x['address'] for x in n] == ['10.0.0.1', '10.0.0.2', '10.0.0.3']
+    assert n[0]['vips'] == ['writer'] and n[1]['vips'] == []
+    assert n[1]['history'][0]['switchpoint'] == '0/5000000' and n[1]['system_identifier'] == '42'
+    assert 'writer' in node_table(n)[1]
+
+
+def test_fork_point():
+    n = two_primaries()
+    assert fork_point(n[0], n[1]) == 0x5000000
+    assert fork_point(n[1], n[0]) == 0x5000000
+    # both left timeline 1 at the same point onto different timelines
+    a = {'timeline': 2, 'history': [{'timeline': 1, 'switchpoint': '0/4000000'}]}
+    b = {'timeline': 3, 'history': [{'timeline': 1, 'switchpoint': '0/4000000'}]}
+    assert fork_point(a, b) == 0x4000000
+    # one history unknown
+    assert fork_point(a, {'timeline': 3, 'history': None}) is None
+
+
+def test_split_brain_keeps_the_one_the_replicas_follow():
+    report = split_brain(two_primaries())
+    assert report['keep'] == 'pg2' and report['discard'] == ['pg1']
+    assert 'the replicas follow it (pg3)' in report['reason']
+    old = [e for e in report['primaries'] if e['name'] == 'pg1'][0]
+    assert (old['fork_lsn'], old['bytes_after_fork']) == ('0/5000000', 0x800000)
+    assert old['vips'] == ['writer']
+    lines = split_brain_lines(report)
+    assert lines[0].startswith('SPLIT BRAIN: 2 nodes run as primary. Keep pg2')
+    assert any('DISCARD pg1: timeline 1, lsn 0/5800000, 8388608 bytes of WAL written after the fork at 0/5000000'
+               in line for line in lines), lines
+    assert 'rejoin_host=pg1 -e rejoin_split_brain_confirm=true' in lines[-1]
+    assert split_brain_lines(None) == []
+
+
+def test_verdicts():
+    assert cluster_verdict(two_primaries()).startswith('SPLIT BRAIN: pg1 and pg2 run as primary; keep pg2')
+    healthy = nodes(pg1=primary_info(), pg2=standby_info('0/5000000'), pg3=standby_info('0/5000000'))
+    assert cluster_verdict(healthy).startswith('HEALTHY: pg1 is the primary on timeline 1')
+    down = nodes(pg1=UNREACHABLE, pg2=standby_info('0/5000000'))
+    assert cluster_verdict(down) == 'PRIMARY DOWN: no node runs as primary - run promote.yml'
+    fenced = [survey_node('pg1', DOWN, {'stat': {'exists': True}}), survey_node('pg2', primary_info(timeline=2)),
+              survey_node('pg3', standby_info('0/1', timeline=1, status=None))]
+    assert cluster_verdict(fenced) == ('DEGRADED: pg1 fenced (run rejoin.yml -e rejoin_host=pg1); '
+                                       'pg3 not streaming')
+
+
+def test_rejoin_ends_a_split_brain_only_when_confirmed():
+    n = two_primaries()
+    plan = rejoin_plan(n, 'pg1', {})
+    assert plan['action'] == 'refuse' and plan['override'] == 'rejoin_split_brain_confirm'
+    assert 'Keep pg2' in plan['reason'] and '8388608 bytes of WAL written after the fork' in plan['reason']
+    plan = rejoin_plan(n, 'pg1', {}, split_brain_confirm=True)
+    assert (plan['action'], plan['primary'], plan['slot']) == ('rejoin', 'pg2', 'pg1')
+    assert plan['split_brain']['keep'] == 'pg2'
+    keep = rejoin_plan(n, 'pg2', {}, split_brain_confirm=True)
+    assert keep['action'] == 'refuse' and 'the primary to KEEP' in keep['reason'] and 'rejoin_host=pg1' in \
+        keep['reason']
+    other = rejoin_plan(n, 'pg3', {})
+    assert other['action'] == 'refuse' and 'end it first' in other['reason']
+
+
+def test_failover_in_split_brain_names_the_way_out():
+    plan = failover_plan(two_primaries(), 'pg1')
+    assert plan['action'] == 'refuse' and plan['override'] == 'rejoin_split_brain_confirm'
+    assert 'Keep pg2' in plan['reason'] and 'rejoin_host=pg1' in plan['reason']
+
+
+def test_sync_hosts():
+    members = cluster_members({'primary': ['a'], 'replicas': ['b', 'c']}, {'c': {'postgresql_slot_name': 'cc'}})
+    assert sync_hosts(members, 'off') == []
+    assert sync_hosts(members, 'any') == ['a', 'b', 'c']
+    assert sync_hosts(members, 'first', ['cc']) == ['c']
