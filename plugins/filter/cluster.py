@@ -85,7 +85,10 @@ def _lsn_int(node):
 
 
 def node_table(nodes):
-    """Aligned lines: node, reachable, role, timeline, LSN, replay, receiver, fenced."""
+    """Aligned lines: node, reachable, role, timeline, LSN, replay, receiver, fenced, VIPs.
+
+    No cell holds a single space: the YAML callback folds long lines only at a single space,
+    so the table is never broken in the middle of a row."""
     rows = []
     for n in nodes:
         rows.append([
@@ -95,12 +98,12 @@ def node_table(nodes):
             '-' if n['timeline'] is None else str(n['timeline']),
             n['lsn'] or '-',
             n['replay_lsn'] or '-',
-            (n['receiver'] or '-') + ((' from ' + n['upstream']) if n.get('upstream') else ''),
+            (n['receiver'] or '-') + (('<-' + n['upstream']) if n.get('upstream') else ''),
             'FENCED' if n['fenced'] else '-',
             ','.join(n.get('vips') or []) or '-',
         ])
-    return format_table(['node', 'reachable', 'role', 'timeline', 'lsn (received/current)', 'replayed',
-                         'wal receiver', 'fence', 'vip'], rows).splitlines()
+    return format_table(['node', 'reachable', 'role', 'timeline', 'lsn(received/current)', 'replayed',
+                         'wal_receiver<-upstream', 'fence', 'vip'], rows).splitlines()
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The runbooks' decisions, from survey data to plan."""
 
+import re
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
@@ -64,6 +66,14 @@ def test_node_table_lines():
     assert lines[0].split()[:3] == ['node', 'reachable', 'role']
     assert lines[1].split()[:3] == ['pg1', 'NO', 'unknown']
     assert lines[2].split()[:5] == ['pg2', 'yes', 'STANDBY', '1', '0/4000000']
+
+
+def test_node_table_cells_hold_no_single_space():
+    # The YAML callback folds a long line at a single space: a row must stay one line.
+    lines = node_table(two_primaries())
+    assert any('streaming<-10.0.0.2' in line for line in lines)
+    for line in lines:
+        assert not re.search(r'\S \S', line), line
 
 
 # --- failover -----------------------------------------------------------------
