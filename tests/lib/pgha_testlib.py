@@ -42,7 +42,7 @@ def host(name):
 
 def psql(node, sql, db='postgres', check=True):
     """Run SQL as postgres on a testinfra host; returns stdout (unaligned, tuples only)."""
-    cmd = node.run('runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s' % (db, _quote(sql)))
+    cmd = node.run('timeout 120 runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s' % (db, _quote(sql)))
     if check:
         assert cmd.rc == 0, 'psql failed on %s: %s %s' % (node.backend.hostname, cmd.stdout, cmd.stderr)
     return cmd if not check else cmd.stdout.strip()
@@ -61,9 +61,7 @@ def wait_for(predicate, timeout=30.0, interval=0.5, what='condition'):
 
 def run_playbook(playbook, *args, check=False):
     """Run one of the collection's playbooks against this scenario's inventory."""
-    cmd = ['ansible-playbook', '-i', inventory_dir(), os.path.join(ROOT, 'playbooks', playbook)]
-    cmd += list(args)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, check=False)
+    proc = run_playbook_with(inventory_dir(), playbook, *args)
     if check:
         assert proc.returncode == 0, proc.stdout[-6000:]
     return proc
@@ -110,27 +108,41 @@ def role_of(node):
     return 'standby' if cmd.stdout.strip() == 't' else 'primary'
 
 
-def write_inventory(tmp_path, primary, replicas):
-    """A copy of this scenario's inventory with the groups changed, as an operator
-    updates it after a failover; returns the directory to pass to -i."""
+def edit_inventory(tmp_path, groups=None, host_vars=None, source=None, name='inventory'):
+    """A copy of an inventory directory (default: this scenario's, group_vars included) with
+    some groups set ({group: [host, ...]}) and host variables added; returns the directory to
+    pass to -i."""
     import shutil
-    src = inventory_dir()
-    dst = os.path.join(str(tmp_path), 'inventory')
+    src = source or inventory_dir()
+    dst = os.path.join(str(tmp_path), name)
     shutil.copytree(src, dst)
     path = os.path.join(dst, os.path.basename(os.environ['MOLECULE_INVENTORY_FILE']))
     with open(path) as f:
         inv = yaml.safe_load(f)
     hosts = dict(inv['all']['hosts'])
-    inv['primary'] = {'hosts': {h: hosts[h] for h in primary}}
-    inv['replicas'] = {'hosts': {h: hosts[h] for h in replicas}}
+    for host_name, extra in (host_vars or {}).items():
+        hosts[host_name] = dict(hosts[host_name] or {}, **extra)
+    inv['all']['hosts'] = hosts
+    for group, members in (groups or {}).items():
+        inv[group] = {'hosts': dict((h, None) for h in members)}
     with open(path, 'w') as f:
         yaml.safe_dump(inv, f)
     return dst
 
 
+def write_inventory(tmp_path, primary, replicas):
+    """This scenario's inventory with the groups changed, as an operator updates it after a
+    failover."""
+    return edit_inventory(tmp_path, {'primary': primary, 'replicas': replicas})
+
+
 def run_playbook_with(inventory, playbook, *args):
+    """Run one of the collection's playbooks against an inventory; its output without colours
+    (Molecule forces them on), as an operator reads it."""
     cmd = ['ansible-playbook', '-i', inventory, os.path.join(ROOT, 'playbooks', playbook)] + list(args)
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, check=False)
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1', PY_COLORS='0')
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, check=False,
+                          env=env)
 
 
 def table_digest(node, table, db='app'):
@@ -199,3 +211,96 @@ def trigger_log(repo, path='/var/log/pgbackrest/pgha-trigger.log'):
     """The backup host's log of backup requests, one line per event."""
     f = repo.file(path)
     return f.content_string.splitlines() if f.exists else []
+
+
+# --------------------------------------------------------------------------
+# The lifecycle: what a DBA does between playbooks
+# --------------------------------------------------------------------------
+
+def recap(output):
+    """{host: {ok, changed, unreachable, failed, ...}} from ansible-playbook's PLAY RECAP."""
+    import re
+    plain = re.sub(r'\x1b\[[0-9;]*m', '', output)
+    hosts = {}
+    for m in re.finditer(r'^(\S+)\s*:\s*((?:\w+=\d+\s*)+)$', plain.split('PLAY RECAP')[-1], re.M):
+        hosts[m.group(1)] = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', m.group(2)))
+    return hosts
+
+
+def changed_hosts(output):
+    """The hosts whose recap shows changed > 0 (asserting the recap was found)."""
+    hosts = recap(output)
+    assert hosts, 'no PLAY RECAP in the output:\n' + output[-3000:]
+    return dict((h, r['changed']) for h, r in hosts.items() if r.get('changed'))
+
+
+def summary_moves(output):
+    """(new primary, old primary) from a runbook summary's 'NEXT' line: 'move X to group
+    primary and Y to group replicas' or 'X into group primary, Y into group replicas'."""
+    import re
+    flat = ' '.join(output.split())
+    m = (re.search(r"move (\S+) to group primary and (\S+) to group replicas", flat)
+         or re.search(r"update the inventory: (\S+) into group primary, (\S+) into group replicas", flat))
+    assert m, 'the summary says nothing about the inventory:\n' + output[-3000:]
+    return m.group(1), m.group(2)
+
+
+def inventory_as_summary_says(tmp_path, output, names):
+    """The scenario's inventory updated exactly as a runbook's summary tells the DBA."""
+    new, old = summary_moves(output)
+    assert new in names and old in names, (new, old)
+    return write_inventory(tmp_path, [new], sorted(n for n in names if n != new))
+
+
+def unreachable_inventory(inventory, name, tmp_path):
+    """A copy of inventory where name cannot be reached (as a partitioned host is, from the
+    Ansible controller): the podman connection points at a container that does not exist."""
+    return edit_inventory(tmp_path, host_vars={name: {'ansible_host': name + '-unreachable'}}, source=inventory,
+                          name='inventory-unreachable')
+
+
+def tree_fingerprint(node, path):
+    """Every file under path with its size and modification time (a directory unchanged)."""
+    cmd = node.run("find %s -printf '%%P %%s %%T@\\n' | sort | md5sum" % path)
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout.split()[0]
+
+
+def config_fingerprint(node, paths=('/etc/postgresql', '/etc/keepalived', '/etc/pgha', '/etc/pgbackrest')):
+    """md5 of every file of the configuration directories that exist, and the data directory's
+    postgresql.auto.conf."""
+    cmd = node.run("find %s -type f 2>/dev/null | sort | xargs -r md5sum; "
+                   "md5sum /var/lib/postgresql/*/main/postgresql.auto.conf 2>/dev/null; true" % ' '.join(paths))
+    return cmd.stdout
+
+
+def postmaster_started(node):
+    """pg_postmaster_start_time() of the node's server ('down' when it does not answer)."""
+    cmd = psql(node, 'SELECT pg_postmaster_start_time()', check=False)
+    return cmd.stdout.strip() if cmd.rc == 0 else 'down'
+
+
+def isolate(name, ips, heal=False):
+    """Cut name off from the other members, both ways, or heal that: netfilter rules in the
+    container's network namespace (the host's iptables through nsenter; the image has none),
+    which stop everything, VRRP included (keepalived's interface-bound raw socket ignores a
+    blackhole route). The test host still reaches every container."""
+    pid = podman('inspect', '-f', '{{.State.Pid}}', name).stdout.strip()
+    verb = '-D' if heal else '-A'
+    for other, ip in ips.items():
+        if other == name:
+            continue
+        for chain, match in (('OUTPUT', '-d'), ('INPUT', '-s')):
+            proc = subprocess.run(['nsenter', '-t', pid, '-n', 'iptables', '-w', verb, chain, match, ip, '-j', 'DROP'],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+            assert proc.returncode == 0, 'iptables %s %s on %s: %s' % (verb, chain, name, proc.stdout)
+
+
+def task_output(output, task):
+    """The part of ansible-playbook's output that belongs to the task named task (all its runs)."""
+    import re
+    plain = re.sub(r'\x1b\[[0-9;]*m', '', output)
+    parts = re.split(r'\n(?=(?:TASK|RUNNING HANDLER) \[)', plain)
+    found = [p for p in parts if p.startswith(('TASK [' + task, 'RUNNING HANDLER [' + task))]
+    assert found, 'task %r not in the output' % task
+    return '\n'.join(found)
