@@ -25,3 +25,11 @@ def replicas(groups):
 @pytest.fixture(scope='session')
 def nodes(primary, replicas):
     return [primary] + replicas
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what the tests measured (lib.measured), also when every test passed."""
+    if lib.MEASURED:
+        terminalreporter.section('measured')
+        for line in lib.MEASURED:
+            terminalreporter.write_line(line)

@@ -11,6 +11,15 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
+# What a test measured, printed after the run by the fixtures' pytest_terminal_summary
+# (pytest shows a passing test's own output nowhere).
+MEASURED = []
+
+
+def measured(line):
+    """Keep a measurement for the run's summary (a number to report, never a timed assertion)."""
+    MEASURED.append(line)
+
 
 def inventory_groups():
     """{group: [host, ...]} from the inventory Molecule wrote for this scenario."""

@@ -162,6 +162,7 @@ def test_walk1_kill_the_primary_under_load_and_promote(tmp_path):
     proc = run('promote.yml')
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert 'write probe   : OK via %s' % WRITER_VIP in proc.stdout
+    lib.measured('walk 1: promote.yml took %s s' % re.search(r'PROMOTE SUMMARY \(([0-9.]+) s\)', proc.stdout).group(1))
     new = lib.current_primary(NAMES[1:])
     assert lib.summary_moves(proc.stdout) == (new, 'lifecycle-pg1')
     STATE['inventory'] = lib.inventory_as_summary_says(tmp_path, proc.stdout, NAMES)
@@ -254,6 +255,8 @@ def test_walk1_switchover_back_under_load(tmp_path):
     stop_writer(writer)
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert lib.current_primary(NAMES) == 'lifecycle-pg1'
+    lib.measured('walk 1: switchover.yml back: writes refused %s s'
+                 % re.search(r'writes refused: ([0-9.]+) s', proc.stdout).group(1))
     assert lib.summary_moves(proc.stdout) == ('lifecycle-pg1', STATE['primary'])
     STATE['inventory'] = lib.inventory_as_summary_says(tmp_path, proc.stdout, NAMES)
     STATE['primary'] = 'lifecycle-pg1'
@@ -291,7 +294,8 @@ def test_walk2_partitioned_primary_fences_itself_after_the_heal(tmp_path):
     lib.wait_for(lambda: node(old).file(FENCE).exists and lib.role_of(node(old)) == 'down',
                  timeout=FENCE_BOUND + 20, interval=0.25, what='%s fenced and stopped' % old)
     took = time.monotonic() - healed_at
-    print('partitioned primary fenced %.1f s after the heal (isolated for %.0f s)' % (took, healed_at - isolated_at))
+    lib.measured('walk 2: the partitioned primary fenced itself %.1f s after the heal (bound %d s, isolated for %.0f s)'
+                 % (took, FENCE_BOUND, healed_at - isolated_at))
     assert took <= FENCE_BOUND, 'fenced only after %.1f s (bound %d s)' % (took, FENCE_BOUND)
     log = node(old).run('journalctl -u pgha-fence-watch --no-pager').stdout
     assert 'FENCING this running primary' in log and 'rejoin.yml -e rejoin_host=%s' % old in log
@@ -371,7 +375,7 @@ def test_walk3_site_after_the_split_brain_changes_nothing_and_data_agrees():
                      timeout=30, what='the last row on %s' % n)
     digests = dict((n, lib.table_digest(node(n), 'acked')) for n in NAMES)
     assert len(set(digests.values())) == 1, digests
-    print('acknowledged commits over the whole walk: %d, none lost' % len(STATE['acked']))
+    lib.measured('acknowledged commits over the whole walk: %d, none lost' % len(STATE['acked']))
 
 
 def test_promote_refuses_a_lagging_candidate():
