@@ -491,6 +491,41 @@ def describe_conf_error(row):
     return '%s (%s): %s' % (row.get('name') or 'syntax error', where, row.get('error'))
 
 
+RESTART_ONLY = 'postmaster'
+NOT_APPLIED = ('setting could not be applied', 'cannot be changed without restarting the server')
+
+
+def _postgresql_conf_rows(rows):
+    return [r for r in rows or [] if isinstance(r, dict) and r.get('kind') == 'postgresql.conf']
+
+
+def conf_errors_restart(rows):
+    """From pg_file_settings rows with an error (joined to pg_settings.context): the names of the
+    restart-only settings that changed - they need a restart, they are not wrong."""
+    names = []
+    for r in _postgresql_conf_rows(rows):
+        if r.get('context') == RESTART_ONLY and r.get('name') and r['name'] not in names:
+            names.append(r['name'])
+    return names
+
+
+def conf_errors_rejected(rows):
+    """The rows PostgreSQL rejects: a pg_hba.conf line it cannot parse, an unknown name or a
+    syntax error, and a value it cannot apply to a setting that is not restart-only
+    ("setting could not be applied" is also what a changed restart-only setting says)."""
+    rejected = []
+    for r in rows or []:
+        if not isinstance(r, dict):
+            rejected.append(r)
+        elif r.get('kind') != 'postgresql.conf':
+            rejected.append(r)
+        elif r.get('context') == RESTART_ONLY and any(m in (r.get('error') or '') for m in NOT_APPLIED):
+            continue
+        else:
+            rejected.append(r)
+    return rejected
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -504,6 +539,8 @@ class FilterModule(object):
             'synchronous_errors': synchronous_errors,
             'databases_errors': databases_errors,
             'describe_conf_error': describe_conf_error,
+            'conf_errors_rejected': conf_errors_rejected,
+            'conf_errors_restart': conf_errors_restart,
             'users_errors': users_errors,
             'without_keys': without_keys,
             'vip_errors': vip_errors,

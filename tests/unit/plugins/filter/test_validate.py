@@ -10,6 +10,8 @@ from ansible_collections.pgha.cluster.plugins.filter.validate import (
     auth_pass_errors,
     cluster_members,
     databases_errors,
+    conf_errors_rejected,
+    conf_errors_restart,
     describe_conf_error,
     member_address,
     members_errors,
@@ -350,3 +352,31 @@ def test_bad_vrrp_passwords_are_refused_without_repeating_them(password):
 
 def test_good_vrrp_password():
     assert auth_pass_errors('s3cr-t.8') == []
+
+
+# pg_file_settings rows (joined to pg_settings.context), as apply.yml reads them
+ROWS = [
+    # a changed restart-only setting: a restart, not an error
+    {'kind': 'postgresql.conf', 'file': '/e/postgresql.conf', 'line': 3, 'name': 'shared_buffers',
+     'error': 'setting could not be applied', 'context': 'postmaster'},
+    # a value PostgreSQL rejects for a reloadable setting: the same words, but wrong
+    {'kind': 'postgresql.conf', 'file': '/e/postgresql.conf', 'line': 4, 'name': 'work_mem',
+     'error': 'setting could not be applied', 'context': 'user'},
+    # an unknown name
+    {'kind': 'postgresql.conf', 'file': '/e/postgresql.conf', 'line': 5, 'name': 'wrok_mem',
+     'error': 'unrecognized configuration parameter', 'context': None},
+    {'kind': 'pg_hba.conf', 'file': None, 'line': 9, 'name': None, 'error': 'invalid authentication method "x"',
+     'context': None},
+]
+
+
+def test_conf_errors_a_changed_restart_only_setting_is_a_restart():
+    assert conf_errors_restart(ROWS) == ['shared_buffers']
+    assert conf_errors_rejected(ROWS[:1]) == []
+
+
+def test_conf_errors_a_value_rejected_for_a_reloadable_setting_is_wrong():
+    # "setting could not be applied" for work_mem='lots' is no restart (the server would not start)
+    assert [r['name'] for r in conf_errors_rejected(ROWS)] == ['work_mem', 'wrok_mem', None]
+    assert 'work_mem' not in conf_errors_restart(ROWS)
+    assert conf_errors_rejected([]) == [] and conf_errors_restart(None) == []
