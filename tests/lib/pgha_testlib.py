@@ -128,10 +128,18 @@ def edit_inventory(tmp_path, groups=None, host_vars=None, source=None, name='inv
     path = os.path.join(dst, os.path.basename(os.environ['MOLECULE_INVENTORY_FILE']))
     with open(path) as f:
         inv = yaml.safe_load(f)
-    hosts = dict(inv['all']['hosts'])
+    # host variables go into host_vars/<host>, beside Molecule's own (which would win over
+    # variables set in the inventory file, ansible_host among them)
     for host_name, extra in (host_vars or {}).items():
-        hosts[host_name] = dict(hosts[host_name] or {}, **extra)
-    inv['all']['hosts'] = hosts
+        assert host_name in inv['all']['hosts'], host_name
+        hv_path = os.path.join(dst, 'host_vars', host_name)
+        current = {}
+        if os.path.exists(hv_path):
+            with open(hv_path) as f:
+                current = yaml.safe_load(f) or {}
+        os.makedirs(os.path.dirname(hv_path), exist_ok=True)
+        with open(hv_path, 'w') as f:
+            yaml.safe_dump(dict(current, **extra), f)
     for group, members in (groups or {}).items():
         inv[group] = {'hosts': dict((h, None) for h in members)}
     with open(path, 'w') as f:
@@ -263,7 +271,7 @@ def inventory_as_summary_says(tmp_path, output, names):
 
 def unreachable_inventory(inventory, name, tmp_path):
     """A copy of inventory where name cannot be reached (as a partitioned host is, from the
-    Ansible controller): the podman connection points at a container that does not exist."""
+    Ansible controller): its ansible_host is a name that does not resolve."""
     return edit_inventory(tmp_path, host_vars={name: {'ansible_host': name + '-unreachable'}}, source=inventory,
                           name='inventory-unreachable')
 
