@@ -7,12 +7,198 @@ that does not stop writes.
 The tests run in file order and build on each other (one cluster, one story).
 """
 
+import json
 import os
+import re
 import time
 
 import pgha_testlib as lib
 
 VIP = '10.89.72.100'
+PKI = '/etc/pgbackrest/pki'
+SECRET = 'pgha-cipher-pass-Q7v2xK9'
+
+# Bad input site.yml's preflight refuses before any host changes, with a message naming the variable and the
+# fix: {case: {'extra_vars': ..., 'expect': regex}}. The regexes allow for the callback wrapping and quoting
+# the message (\W+ / \s+ between words). test_bad_input_stops_site_yml_in_its_preflight runs the cases of
+# REPORTED_TOGETHER in one site.yml run (the role's input check reports them all at once); the others are
+# separate assert tasks of the same preflight, each case fails on its own.
+BAD_INPUT = {
+    'repo path is /': {
+        'extra_vars': {'backup_repo_path': '/'},
+        'expect': r'backup_repo_path\W+/\W+is\s+a\s+system\s+directory'},
+    'repo path is /var/lib': {
+        'extra_vars': {'backup_repo_path': '/var/lib'},
+        'expect': r'backup_repo_path\W+/var/lib\W+is\s+a\s+system\s+directory'},
+    'spool path is relative': {
+        'extra_vars': {'backup_spool_path': 'var/spool/pgbackrest'},
+        'expect': r'backup_spool_path\W+var/spool/pgbackrest\W+is\s+not\s+an\s+absolute\s+path'},
+    'spool path is the data directory': {
+        'extra_vars': {'backup_spool_path': '/var/lib/postgresql/15/main'},
+        'expect': r'backup_spool_path\W+/var/lib/postgresql/15/main\W+is\s+/var/lib/postgresql/15/main,\s+which\s+'
+                  r'belongs\s+to\s+PostgreSQL'},
+    'logical path climbs out with ..': {
+        'extra_vars': {'backup_logical_path': '/var/lib/pgbackrest/../../../etc'},
+        'expect': r'backup_logical_path\W+/var/lib/pgbackrest/\.\./\.\./\.\./etc\W+is\s+not\s+a\s+plain\s+normalised\s+path'},
+    'logical path is the repository': {
+        'extra_vars': {'backup_logical_path': '/var/lib/pgbackrest'},
+        'expect': r'backup_logical_path\W+/var/lib/pgbackrest\W+is\s+backup_repo_path'},
+    "logical path in pgBackRest's archive directory": {
+        'extra_vars': {'backup_logical_path': '/var/lib/pgbackrest/archive'},
+        'expect': r"backup_logical_path\W+/var/lib/pgbackrest/archive\W+lies\s+in\s+pgBackRest\W+s\s+own\s+archive/"},
+    'drill path has a trailing slash': {
+        'extra_vars': {'backup_drill_path': '/var/lib/pgbackrest-drill/'},
+        'expect': r'backup_drill_path\W+/var/lib/pgbackrest-drill/\W+is\s+not\s+a\s+plain\s+normalised\s+path'},
+    'drill path has a line break': {
+        'extra_vars': {'backup_drill_path': '/var/lib/drill\nrm -rf /'},
+        'expect': r'backup_drill_path\W+/var/lib/drill\\n[\s\S]{0,40}is\s+not\s+a\s+plain\s+normalised\s+path'},
+    'drill path has a space': {
+        'extra_vars': {'backup_drill_path': '/var/lib/my drill'},
+        'expect': r'backup_drill_path\W+/var/lib/my\s+drill\W+is\s+not\s+a\s+plain\s+normalised\s+path'},
+    'drill path is /var/lib/postgresql': {
+        'extra_vars': {'backup_drill_path': '/var/lib/postgresql'},
+        'expect': r'backup_drill_path\W+/var/lib/postgresql\W+is\s+a\s+system\s+directory'},
+    'drill path contains the data directory': {
+        'extra_vars': {'backup_drill_path': '/var/lib/postgresql/15'},
+        'expect': r'backup_drill_path\W+/var/lib/postgresql/15\W+contains\s+/var/lib/postgresql/15/main'},
+    'drill path in /run': {
+        'extra_vars': {'backup_drill_path': '/run/pgha-drill'},
+        'expect': r'backup_drill_path\W+/run/pgha-drill\W+lies\s+in\s+/run,\s+a\s+kernel\s+or\s+runtime\s+file\s+system'},
+    'drill path is the repository': {
+        'extra_vars': {'backup_drill_path': '/var/lib/pgbackrest'},
+        'expect': r'backup_drill_path\W+/var/lib/pgbackrest\W+is\s+backup_repo_path\W+/var/lib/pgbackrest\W+each\s+drill\s+'
+                  r'deletes'},
+    'drill path inside the repository': {
+        'extra_vars': {'backup_drill_path': '/var/lib/pgbackrest/backup'},
+        'expect': r'backup_drill_path\W+/var/lib/pgbackrest/backup\W+lies\s+in\s+backup_repo_path\W+/var/lib/pgbackrest\W+'
+                  r'each\s+drill\s+deletes\s+<backup_drill_path>/<stanza>\s+and\s+would\s+delete'},
+    'drill path contains the repository': {
+        'extra_vars': {'backup_repo_path': '/srv/pgha/repo', 'backup_logical_path': '/srv/pgha-dumps',
+                       'backup_drill_path': '/srv/pgha'},
+        'expect': r'backup_drill_path\W+/srv/pgha\W+contains\s+backup_repo_path\W+/srv/pgha/repo'},
+    'drill path is the dumps directory': {
+        'extra_vars': {'backup_logical_path': '/srv/pgha-dumps', 'backup_drill_path': '/srv/pgha-dumps'},
+        'expect': r'backup_drill_path\W+/srv/pgha-dumps\W+is\s+backup_logical_path'},
+    'drill path is the spool': {
+        'extra_vars': {'backup_drill_path': '/var/spool/pgbackrest'},
+        'expect': r'backup_drill_path\W+/var/spool/pgbackrest\W+is\s+backup_spool_path'},
+    'drill database with a quote': {
+        'extra_vars': {'backup_drill_databases': ["app'; DROP DATABASE app; --"]},
+        'expect': r'backup_drill_databases\s+holds\s+a\s+name\s+the\s+role\s+refuses[\s\S]{0,80}DROP\s+DATABASE'},
+    'drill database with a trailing line break': {
+        'extra_vars': {'backup_drill_databases': ['app\n']},
+        'expect': r'backup_drill_databases\s+holds\s+a\s+name\s+the\s+role\s+refuses'},
+    'drill database read as a connection string': {
+        'extra_vars': {'backup_drill_databases': ['host=10.0.0.1']},
+        'expect': r'backup_drill_databases\s+holds\s+a\s+name\s+the\s+role\s+refuses[\s\S]{0,80}host=10\.0\.0\.1'},
+    'logical database with a trailing line break': {
+        'extra_vars': {'backup_logical_databases': ['app\n']},
+        'expect': r'backup_logical_databases\s+holds\s+a\s+name\s+the\s+role\s+refuses'},
+    'cron database with a trailing line break': {
+        'extra_vars': {'backup_cron_database': 'postgres\n'},
+        'expect': r'backup_cron_database\W+postgres\\n\W+is\s+not\s+a\s+database\s+name'},
+    'cron role with upper case': {
+        'extra_vars': {'backup_cron_role': 'PghaBackup'},
+        'expect': r'backup_cron_role\W+PghaBackup\W+is\s+not\s+a\s+role\s+name'},
+    'cron role with a trailing line break': {
+        'extra_vars': {'backup_cron_role': 'pgha_backup\n'},
+        'expect': r'backup_cron_role\W+pgha_backup\\n\W+is\s+not\s+a\s+role\s+name'},
+    'drill table with SQL in it': {
+        'extra_vars': {'backup_drill_tables': [{'db': 'app', 'table': 'pitr; DROP TABLE pitr'}]},
+        'expect': r'backup_drill_tables\[0\]:\s+table\W+pitr;\s+DROP\s+TABLE\s+pitr\W+is\s+not'},
+    'drill table with a trailing line break': {
+        'extra_vars': {'backup_drill_tables': [{'db': 'app', 'table': 'pitr\n'}]},
+        'expect': r'backup_drill_tables\[0\]:\s+table\W+pitr\\n\W+is\s+not'},
+    "drill table's database with a quote": {
+        'extra_vars': {'backup_drill_tables': [{'db': "app'", 'table': 'pitr'}]},
+        'expect': r'backup_drill_tables\[0\]:\s+db\W+app\W+is\s+not\s+a\s+database\s+name'},
+    'extra option value with a line break': {
+        'extra_vars': {'backup_extra_options': {'buffer-size': '1MiB\nrepo1-path=/tmp'}},
+        'expect': r'backup_extra_options\[buffer-size\]\s+is\s+empty,\s+has\s+a\s+line\s+break'},
+    'cipher pass with a line break (value never shown)': {
+        'extra_vars': {'backup_extra_options': {'repo1-cipher-type': 'aes-256-cbc',
+                                                'repo1-cipher-pass': SECRET + '\n[global]'}},
+        'expect': r'backup_extra_options\[repo1-cipher-pass\][\s\S]{0,120}value\s+not\s+shown'},
+    'extra option the role sets (process-max)': {
+        'extra_vars': {'backup_extra_options': {'process-max': 8}},
+        'expect': r'backup_extra_options\s+sets\s+process-max,\s+but\s+the\s+role\s+sets\s+it\s+from\s+backup_process_max'},
+    'extra option the role sets (repo1-path)': {
+        'extra_vars': {'backup_extra_options': {'repo1-path': '/tmp'}},
+        'expect': r'backup_extra_options\s+sets\s+repo1-path,\s+but\s+the\s+role\s+sets\s+it\s+from\s+backup_repo_path'},
+    'extra option for a member (pg1-path)': {
+        'extra_vars': {'backup_extra_options': {'pg1-path': '/tmp'}},
+        'expect': r'backup_extra_options\s+sets\s+pg1-path,\s+but\s+the\s+role\s+writes\s+the\s+pgN-\*\s+options'},
+    'extra option with a bad name': {
+        'extra_vars': {'backup_extra_options': {'buffer-size = 1MiB\nrepo1-path': '/tmp'}},
+        'expect': r'backup_extra_options\s+has\s+an\s+option\s+named[\s\S]{0,120}lower-case\s+words'},
+    'extra option without a value': {
+        'extra_vars': {'backup_extra_options': {'buffer-size': None}},
+        'expect': r'backup_extra_options\[buffer-size\]\s+is\s+not\s+a\s+string,\s+number'},
+    'backup host address is a name': {
+        'extra_vars': {'backup_host_address': 'bk1.example.com'},
+        'expect': r'backup_host_address\W+bk1\.example\.com\W+is\s+not\s+an\s+IP\s+address'},
+    'backup host address with an ssh option': {
+        'extra_vars': {'backup_host_address': '10.89.72.20 -oProxyCommand=reboot'},
+        'expect': r'backup_host_address\W+10\.89\.72\.20\s+-oProxyCommand=reboot\W+is\s+not\s+an\s+IP\s+address'},
+    'backup_primary_host is not a member': {
+        'extra_vars': {'backup_primary_host': 'backup-repo'},
+        'expect': r'backup_primary_host\W+backup-repo\W+is\s+not\s+a\s+cluster\s+member'},
+    'stanza with a trailing line break': {
+        'extra_vars': {'backup_stanza': 'main\n'},
+        'expect': r'backup_stanza\W+main\\n\W+is\s+not\s+a\s+valid\s+pgBackRest\s+stanza\s+name'},
+    'archive queue limit with a line break': {
+        'extra_vars': {'backup_archive_push_queue_max': '64MiB\nrepo1-path=/tmp'},
+        'expect': r'backup_archive_push_queue_max\W+64MiB\\nrepo1-path=/tmp\W+is\s+not\s+a\s+size'},
+    'archive queue limit with a space': {
+        'extra_vars': {'backup_archive_push_queue_max': '4 GiB'},
+        'expect': r'backup_archive_push_queue_max\W+4\s+GiB\W+is\s+not\s+a\s+size'},
+    'CA valid for 0 days': {
+        'extra_vars': {'backup_ca_days': 0},
+        'expect': r'Out\s+of\s+range:[\s\S]*?backup_ca_days=0\s+and'},
+    'certificates valid for -1 days': {
+        'extra_vars': {'backup_cert_days': -1},
+        'expect': r'Out\s+of\s+range:[\s\S]*?backup_cert_days=-1\s+\(at\s+least\s+1\)'},
+    'lz4 compression level 40': {
+        'extra_vars': {'backup_compress_level': 40},
+        'expect': r'Out\s+of\s+range:[\s\S]*?backup_compress_level=40\s+\(0\s+for\s+pgBackRest\W+s\s+default,\s+else\s+at\s+most\s+12\s+'
+                  r'for\s+lz4\)'},
+    'schedule with a line break': {
+        'extra_vars': {'backup_schedule': {'full': '0 3 29 2 *\n', 'diff': '', 'incr': '', 'dump': ''}},
+        'expect': r'backup_schedule\.full\W+0\s+3\s+29\s+2\s+\*\\n\W+is\s+not\s+a\s+usable\s+schedule:\s+it\s+holds\s+a\s+line\s+break'},
+}
+# restore.yml refuses these in its plan (filter restore_plan), before anything is stopped, naming restore_target
+# or restore_timeline and the allowed form (the first one runs here; all of them are unit-tested).
+RESTORE_BAD_INPUT = {
+    'restore point name with a quote': {
+        'extra_vars': {'restore_type': 'name', 'restore_target': "before it's done", 'restore_confirm': True},
+        'expect': r'REFUSED:\s+restore_target=\W+before\s+it\W+s\s+done\W+cannot\s+be\s+given\s+to\s+pgBackRest\s+as\s+a\s+'
+                  r'restore\s+point\s+name:[\s\S]{0,200}pg_create_restore_point\(\):\s+at\s+most\s+63\s+bytes,\s+no\s+quote'},
+    'restore point name with a line break': {
+        'extra_vars': {'restore_type': 'name', 'restore_target': 'before\nrecovery_target_action = shutdown',
+                       'restore_confirm': True},
+        'expect': r'REFUSED:\s+restore_target=\W+before\\nrecovery_target_action\s+=\s+shutdown\W+cannot\s+be\s+given'},
+    'restore point name with a backslash': {
+        'extra_vars': {'restore_type': 'name', 'restore_target': 'before\\done', 'restore_confirm': True},
+        'expect': r'REFUSED:\s+restore_target=\W+before\\\\done\W+cannot\s+be\s+given'},
+    'restore point name longer than 63 bytes': {
+        'extra_vars': {'restore_type': 'name', 'restore_target': 'x' * 64, 'restore_confirm': True},
+        'expect': r'REFUSED:\s+restore_target=\W+x{64}\W+is\s+longer\s+than\s+a\s+restore\s+point\s+name\s+can\s+be'},
+    'transaction id in Arabic-Indic digits': {
+        'extra_vars': {'restore_type': 'xid', 'restore_target': '\u0667\u0664\u0662\u0661', 'restore_confirm': True},
+        'expect': r'REFUSED:\s+restore_target=\S*\s+is\s+not\s+a\s+transaction\s+id:\s+a\s+number\s+made\s+of\s+the\s+digits\s+0-9'},
+    'LSN with a line break inside': {
+        'extra_vars': {'restore_type': 'lsn', 'restore_target': '0/5000028\nx', 'restore_confirm': True},
+        'expect': r'REFUSED:\s+restore_target=\W+0/5000028\\nx\W+is\s+not\s+a\s+WAL\s+position'},
+    'timeline in other digits': {
+        'extra_vars': {'restore_timeline': '\u0662', 'restore_confirm': True},
+        'expect': r'REFUSED:\s+restore_timeline=\S+\s+must\s+be\s+a\s+timeline\s+number'},
+}
+REPORTED_TOGETHER = [
+    'drill path inside the repository', 'spool path is the data directory', "logical path in pgBackRest's archive directory",
+    'drill database with a quote', 'logical database with a trailing line break', 'cron database with a trailing line break',
+    'cron role with upper case', 'drill table with SQL in it', 'cipher pass with a line break (value never shown)',
+    'backup host address with an ssh option', 'backup_primary_host is not a member',
+]
 
 
 def node(name):
@@ -59,6 +245,13 @@ def test_site_configured_archiving_the_stanza_and_the_schedule():
         conf = node(n).file('/etc/pgbackrest/pgbackrest.conf').content_string
         assert 'repo1-host=10.89.72.20' in conf and 'repo1-host-type=tls' in conf
         assert 'archive-async=y' in conf and 'archive-push-queue-max=64MiB' in conf
+    # backup_extra_options live in a file of their own (they may hold secrets), which pgBackRest reads
+    for n in ('backup-pg1', 'backup-pg2', 'backup-repo'):
+        extra = node(n).file('/etc/pgbackrest/conf.d/pgha-extra.conf')
+        assert (extra.mode, extra.user, extra.group) == (0o640, 'root', 'postgres'), n
+        assert 'buffer-size=2MiB' in extra.content_string, n
+        assert 'buffer-size' not in node(n).file('/etc/pgbackrest/pgbackrest.conf').content_string, n
+        assert 'current: 2MiB' in node(n).run('runuser -u postgres -- pgbackrest help backup buffer-size').stdout, n
     info = lib.pgbackrest_info(repo())
     assert info['status']['code'] in (0, 2), info['status']     # stanza exists (2: no backup yet)
     assert info['archive'] and info['archive'][-1]['max'], 'nothing archived yet'
@@ -88,6 +281,132 @@ def test_backup_role_check_mode_changes_nothing():
     assert proc.returncode == 0, proc.stdout[-4000:]
     recap = [line for line in proc.stdout.splitlines() if 'changed=' in line and ':' in line]
     assert len(recap) == 3 and all(' changed=0 ' in line for line in recap), '\n'.join(recap)
+
+
+def plain(text):
+    """Playbook output without its colours (Molecule forces them): the messages' words as they were written."""
+    return re.sub(r'\x1b\[[0-9;]*m', '', text)
+
+
+def recap(stdout):
+    return [line for line in plain(stdout).splitlines() if 'changed=' in line and ':' in line]
+
+
+def sha256(host, path):
+    cmd = host.run('sha256sum %s' % path)
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout.split()[0]
+
+
+def state_of_the_backup_role():
+    """What a backup play that got past its preflight would change first: the files it renders."""
+    return (sha256(repo(), '/etc/pgbackrest/pgbackrest.conf'), sha256(repo(), '/usr/local/sbin/pgha-restore-drill'),
+            sha256(repo(), '/usr/local/sbin/pgha-backup-trigger'), sha256(node('backup-pg1'), '/usr/local/bin/pgha-backup'),
+            repo().run('stat -c %a:%U /var/lib/pgbackrest/backup').stdout)
+
+
+def test_bad_input_stops_site_yml_in_its_preflight():
+    """Eleven bad values at once: site.yml stops in the backup role's preflight, every one of them named with its
+    fix, no host changed, the cipher pass among them never printed. (BAD_INPUT holds each case on its own, for a
+    catalogue run.)"""
+    before = state_of_the_backup_role()
+    extra = {}
+    for case in REPORTED_TOGETHER:
+        extra.update(BAD_INPUT[case]['extra_vars'])
+    assert len(extra) == len(REPORTED_TOGETHER)
+    # --diff -vvv: a failing run prints no secret either (one case carries a cipher pass)
+    proc = lib.run_playbook('site.yml', '--diff', '-vvv', '-e', json.dumps(extra))
+    out = plain(proc.stdout)
+    assert proc.returncode != 0, out[-3000:]
+    at = out.index('fatal:')
+    failed = out[at:]
+    assert 'Preflight | Check the directories, names, address and options' in out[:at].rsplit('TASK [', 1)[-1], \
+        failed[:3000]
+    for case in REPORTED_TOGETHER:
+        expect = BAD_INPUT[case]['expect']
+        assert re.search(expect, failed), '%s: %s not in\n%s' % (case, expect, failed[:4000])
+    assert SECRET not in proc.stdout
+    lines = recap(proc.stdout)
+    assert len(lines) == 3 and all(' changed=0 ' in line for line in lines), '\n'.join(lines)
+    assert state_of_the_backup_role() == before
+
+
+def test_no_secret_is_printed_by_site_yml_check_diff_vvv():
+    """A repository cipher pass in backup_extra_options: site.yml --check --diff -vvv shows that the options file
+    would change, never what is in it."""
+    extra_conf = '/etc/pgbackrest/conf.d/pgha-extra.conf'
+    before = repo().run('sha256sum %s 2>&1' % extra_conf).stdout
+    options = {'buffer-size': '4MiB', 'repo1-cipher-type': 'aes-256-cbc', 'repo1-cipher-pass': SECRET}
+    proc = lib.run_playbook('site.yml', '--check', '--diff', '-vvv', '-e', json.dumps({'backup_extra_options': options}))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert SECRET not in proc.stdout
+    # the file that holds it would change on every host: the task ran, its diff was not shown
+    task = proc.stdout[proc.stdout.index('TASK [pgha.cluster.backup : Config | Render backup_extra_options'):]
+    task = task[:task.index('TASK [', 10)]
+    assert all('changed: [%s]' % h in task for h in ('backup-pg1', 'backup-pg2', 'backup-repo')), task[-3000:]
+    assert '4MiB' not in task
+    # and pgbackrest.conf, whose diff stays visible, holds none of them
+    conf = proc.stdout[proc.stdout.index('TASK [pgha.cluster.backup : Config | Render pgbackrest.conf'):]
+    conf = conf[:conf.index('TASK [', 10)]
+    assert 'changed: [' not in conf, conf[-3000:]
+    # check mode changed nothing
+    assert repo().run('sha256sum %s 2>&1' % extra_conf).stdout == before
+
+
+def test_the_ca_signs_only_a_request_for_the_host_it_is_for():
+    """Root on backup-pg2 swaps its key and request for ones claiming to be the backup host (whose certificate
+    every member trusts): site.yml stops before the CA signs anything, says who, what and how to fix it."""
+    member, ca = node('backup-pg2'), repo()
+    certs_before = (sha256(ca, PKI + '/ca/backup-pg2.crt'), sha256(ca, PKI + '/ca/backup-pg2.csr'),
+                    sha256(member, PKI + '/host.crt'))
+    serial_before = ca.file(PKI + '/ca/ca.srl').content_string
+    assert member.run('mkdir -p /root/pki.save && cp -p %s/host.key %s/host.csr /root/pki.save/' % (PKI, PKI)).rc == 0
+    try:
+        forged = member.run('openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes '
+                            '-keyout %s/host.key -out %s/host.csr -subj /CN=backup-repo' % (PKI, PKI))
+        assert forged.rc == 0, forged.stderr
+        proc = lib.run_playbook('site.yml')
+        out = plain(proc.stdout)
+        assert proc.returncode != 0, out[-3000:]
+        assert re.search(r'REFUSED\s+to\s+sign\s+the\s+certificate\s+signing\s+request\s+of\s+backup-pg2\s+'
+                         r'\(/etc/pgbackrest/pki/host\.csr\):\s+it\s+claims\s+subject\W+CN=backup-repo\W+not\s+'
+                         r'CN=backup-pg2\s+-\s+the\s+backup\s+host,\s+whom\s+every\s+member\s+trusts\.\s+No\s+certificate\s+'
+                         r'was\s+issued\s+for\s+it\.\s+Fix:[\s\S]*on\s+backup-pg2\s+remove\s+/etc/pgbackrest/pki/host\.\*\s+'
+                         r'and\s+run\s+site\.yml\s+again', out), out[-4000:]
+        # nothing was issued: the CA's copy of the request, its certificate, its serial and the member's certificate
+        assert (sha256(ca, PKI + '/ca/backup-pg2.crt'), sha256(ca, PKI + '/ca/backup-pg2.csr'),
+                sha256(member, PKI + '/host.crt')) == certs_before
+        assert ca.file(PKI + '/ca/ca.srl').content_string == serial_before
+        # every certificate on the CA carries the name of the host it was issued to
+        for crt in ca.run('ls %s/ca/*.crt' % PKI).stdout.split():
+            if crt.endswith('/ca.crt'):
+                continue
+            subject = ca.run('openssl x509 -noout -subject -nameopt RFC2253 -in %s' % crt).stdout.strip()
+            assert subject == 'subject=CN=' + os.path.basename(crt)[:-4], (crt, subject)
+    finally:
+        assert member.run('cp -p /root/pki.save/host.key /root/pki.save/host.csr %s/ && rm -rf /root/pki.save'
+                          % PKI).rc == 0
+    proc = lib.run_playbook('site.yml')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert (sha256(ca, PKI + '/ca/backup-pg2.crt'), sha256(ca, PKI + '/ca/backup-pg2.csr'),
+            sha256(member, PKI + '/host.crt')) == certs_before
+    check = repo().run('runuser -u postgres -- pgbackrest --stanza=main check')
+    assert check.rc == 0, check.stdout + check.stderr
+
+
+def test_restore_refuses_a_restore_point_name_that_breaks_postgresql_auto_conf():
+    """A quote in restore_target (restore_type=name): refused in the plan, naming restore_target and the allowed
+    form, before anything is stopped (even with restore_confirm=true)."""
+    primary = node('backup-pg1')
+    tl = timeline('backup-pg1')
+    case = RESTORE_BAD_INPUT['restore point name with a quote']
+    proc = lib.run_playbook('restore.yml', '-e', json.dumps(case['extra_vars']))
+    out = plain(proc.stdout)
+    assert proc.returncode != 0, out[-3000:]
+    assert re.search(case['expect'], out), out[-3000:]
+    assert 'TASK [Switch to a new WAL segment]' not in out and 'TASK [Stop PostgreSQL' not in out
+    assert lib.role_of(primary) == 'primary' and lib.role_of(node('backup-pg2')) == 'standby'
+    assert timeline('backup-pg1') == tl
 
 
 def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
@@ -156,6 +475,7 @@ def test_restore_drill_passes_on_a_good_repository():
     assert 'RESTORE DRILL PASSED' in proc.stdout
     assert 'PASS  database app' in proc.stdout
     assert 'PASS  rows app.pitr' in proc.stdout and '21 (at least 1)' in proc.stdout
+    assert re.search(r'PASS  rows app\.Public\.PITR +21 \(at least 1\)', proc.stdout), proc.stdout[-3000:]
     assert not repo().file('/var/lib/pgbackrest-drill/main').exists
     assert repo().run('ss -Hltn sport = :5499').stdout.strip() == ''
 
