@@ -87,8 +87,8 @@ def test_no_trust_for_network_connections(nodes):
                    count(*) FILTER (WHERE type = 'hostssl' AND 'replication' = ANY(database)
                                     AND auth_method = 'scram-sha-256')
               FROM pg_hba_file_rules""")
-        # no trust, no broken line, one scram replication rule per cluster member
-        assert rows == '0|0|3', node.backend.hostname
+        # no trust, no broken line, one scram replication rule per cluster member and the writer VIP
+        assert rows == '0|0|4', node.backend.hostname
 
 
 def test_no_password_in_standby_configuration(replicas):
@@ -105,18 +105,6 @@ def test_replicas_are_clones_of_the_primary(primary, replicas):
     ident = lib.psql(primary, query)
     for node in replicas:
         assert lib.psql(node, query) == ident
-
-
-def test_bad_input_on_a_running_cluster_changes_nothing(nodes):
-    """A preflight failure stops site.yml before it touches a running cluster."""
-    before = {n.backend.hostname: (n.file('/etc/postgresql/15/main/postgresql.conf').md5sum,
-                                   lib.psql(n, 'SELECT pg_postmaster_start_time()')) for n in nodes}
-    proc = lib.run_playbook('site.yml', '-e', 'postgresql_version=11', '-e', '{"postgresql_settings": {"work_mem": "1GB"}}')
-    assert proc.returncode != 0
-    assert 'postgresql_version=11 is not available here' in proc.stdout
-    after = {n.backend.hostname: (n.file('/etc/postgresql/15/main/postgresql.conf').md5sum,
-                                  lib.psql(n, 'SELECT pg_postmaster_start_time()')) for n in nodes}
-    assert before == after
 
 
 def test_check_mode_reports_but_changes_nothing(nodes):
@@ -164,3 +152,130 @@ def test_reload_for_reloadable_settings_restart_only_when_needed(nodes):
     for node in nodes[1:]:
         lib.wait_for(lambda: lib.psql(node, 'SELECT status FROM pg_stat_wal_receiver') == 'streaming',
                      timeout=30, what='%s streaming again' % node.backend.hostname)
+
+
+# --------------------------------------------------------------------------
+# A configuration PostgreSQL rejects is rolled back
+# --------------------------------------------------------------------------
+
+SETTINGS = {'shared_buffers': '64MB', 'log_min_duration_statement': 250}
+CONF_DIR = '/etc/postgresql/15/main'
+
+
+def _conf_state(nodes):
+    return {n.backend.hostname: (lib.config_fingerprint(n, (CONF_DIR,)),
+                                 n.run('ls %s | grep -c "~$" || true' % CONF_DIR).stdout.strip()) for n in nodes}
+
+
+def test_a_value_postgresql_rejects_is_rolled_back(nodes):
+    """pg_file_settings rejects it: the previous files are put back, the server never saw it."""
+    before, started = _conf_state(nodes), _start_times(nodes)
+    proc = lib.run_playbook('site.yml', '-e', '{"postgresql_settings": %s}' % json.dumps(dict(SETTINGS, work_mem='lots')))
+    assert proc.returncode != 0
+    flat = ' '.join(proc.stdout.split())
+    assert re.search(r'PostgreSQL on default-pg1 rejects the rendered configuration: work_mem \(\S+postgresql.conf:\d+\)'
+                     r'.* The previous files were put back', flat), flat[-3000:]
+    assert _conf_state(nodes) == before
+    assert _start_times(nodes) == started
+    assert lib.psql(nodes[0], "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL") == '0'
+
+
+def test_a_pg_hba_line_postgresql_rejects_is_rolled_back(nodes):
+    before, started = _conf_state(nodes), _start_times(nodes)
+    bad = [{'contype': 'hostssl', 'databases': 'app', 'users': 'app', 'source': '10.89.74.0/24',
+            'method': 'scram-sha-256', 'options': 'no_such_option=1'}]
+    proc = lib.run_playbook('site.yml', '-e', '{"postgresql_hba_entries": %s}' % json.dumps(bad))
+    assert proc.returncode != 0
+    flat = ' '.join(proc.stdout.split())
+    assert re.search(r'rejects the rendered configuration: pg_hba.conf line \d+: .*no_such_option', flat), flat[-3000:]
+    assert _conf_state(nodes) == before and _start_times(nodes) == started
+    assert lib.psql(nodes[0], "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL") == '0'
+
+
+def test_a_setting_the_server_cannot_start_with_is_rolled_back(nodes):
+    """Valid as a value, fatal at start: the server is started again with the previous files."""
+    before = _conf_state(nodes)
+    proc = lib.run_playbook('site.yml', '-e', '{"postgresql_settings": %s}'
+                            % json.dumps(dict(SETTINGS, shared_preload_libraries='pgha_no_such_library')))
+    assert proc.returncode != 0
+    flat = ' '.join(proc.stdout.split())
+    assert 'PostgreSQL on default-pg1 did not start with the new configuration (restart needed for ' \
+           'shared_preload_libraries). The previous files were put back and the server started again' in flat, \
+        flat[-3000:]
+    assert 'pgha_no_such_library' in flat
+    assert _conf_state(nodes) == before
+    assert lib.role_of(nodes[0]) == 'primary'
+    # the replicas were never touched (the run stopped on the primary) and stream again
+    for node in nodes[1:]:
+        lib.wait_for(lambda: lib.psql(node, 'SELECT status FROM pg_stat_wal_receiver') == 'streaming',
+                     timeout=60, what='%s streaming again' % node.backend.hostname)
+
+
+# --------------------------------------------------------------------------
+# Secrets are never printed, not even under --check --diff -vvv
+# --------------------------------------------------------------------------
+
+SENTINELS = {'postgresql_replication_password': 'SENTINEL-repl-9f3e',
+             'pg_primary_users': [{'name': 'app', 'password': 'SENTINEL-app-7c1d', 'db': 'app'}],
+             'keepalived_auth_pass': 'SNTL-kp9'}
+
+
+def _no_sentinel(out):
+    for value in ('SENTINEL-repl-9f3e', 'SENTINEL-app-7c1d', 'SNTL-kp9', 'SENTINEL-leak-4d2a',
+                  'default-app-secret', 'molecule-replication-secret', 'defaultv'):
+        assert value not in out, 'secret %r printed' % value
+
+
+def test_secrets_are_not_printed_under_check_diff_vvv(nodes, tmp_path):
+    extra = tmp_path / 'extra.json'
+    extra.write_text(json.dumps(SENTINELS))
+    conf = '/etc/keepalived/keepalived.conf'
+    before = {n.backend.hostname: n.file(conf).md5sum for n in nodes}
+    proc = lib.run_playbook('site.yml', '--check', '--diff', '-vvv', '-e', '@%s' % extra)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    # the changed secrets were seen as changes (keepalived.conf, .pgpass) but never shown
+    for task in ('pgha.cluster.keepalived : Render keepalived.conf',
+                 'pgha.cluster.postgresql : Configure | Store the replication credentials'):
+        assert re.search(r'changed: \[default-pg\d\]', lib.task_output(proc.stdout, task)), task
+    _no_sentinel(proc.stdout)
+    assert {n.backend.hostname: n.file(conf).md5sum for n in nodes} == before
+
+
+def test_secrets_are_not_printed_when_a_task_fails(nodes, tmp_path):
+    users = SENTINELS['pg_primary_users'] + [{'name': 'leaky', 'password': 'SENTINEL-leak-4d2a', 'db': 'no_such_db'}]
+    extra = tmp_path / 'extra.json'
+    extra.write_text(json.dumps(dict(SENTINELS, pg_primary_users=users)))
+    proc = lib.run_playbook('site.yml', '--check', '--diff', '-vvv', '-e', '@%s' % extra)
+    assert proc.returncode != 0
+    assert 'no_such_db' in proc.stdout and 'leaky' in proc.stdout
+    _no_sentinel(proc.stdout)
+
+
+def test_the_start_guard_can_be_turned_off(nodes):
+    """postgresql_start_guard=false plans the removal of the guard and the fence watch
+    (it used to fail on an undefined variable)."""
+    proc = lib.run_playbook('site.yml', '--check', '-e', 'postgresql_start_guard=false')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert 'Guard | Stop the fence watch' in proc.stdout
+    for node in nodes:
+        assert node.service('pgha-fence-watch').is_running
+        assert node.file('/etc/systemd/system/%s.service.d/pgha-guard.conf' % SERVICE).exists
+
+
+# --------------------------------------------------------------------------
+# Last: the spare host, a primary without replicas
+# --------------------------------------------------------------------------
+
+def test_a_primary_without_replicas_provisions(tmp_path):
+    """A cluster may start as a primary alone; replicas come later. Runs last: it provisions
+    the spare host (the catalogue used it bare)."""
+    inventory = lib.write_inventory(tmp_path, ['default-spare'], [])
+    args = ('-e', 'keepalived_writer_vip=')
+    proc = lib.run_playbook_with(inventory, 'site.yml', *args)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    spare = lib.host('default-spare')
+    assert lib.role_of(spare) == 'primary'
+    assert lib.psql(spare, 'SELECT count(*) FROM pg_replication_slots') == '0'
+    proc = lib.run_playbook_with(inventory, 'site.yml', *args)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert lib.changed_hosts(proc.stdout) == {}

@@ -1,0 +1,255 @@
+"""The catalogue of bad input, every case run against the running cluster:
+site.yml fails in its preflight, before any change, with a message that names
+the variable (and the fix); the members' configuration files and postmaster
+start times are the same afterwards, and no secret is ever printed.
+
+The cases run three at a time (each is one site.yml that stops in the
+preflight); the one that removes a member's default route runs alone.
+"""
+
+import concurrent.futures
+import json
+import os
+import re
+import zlib
+
+import pytest
+
+import pgha_testlib as lib
+
+MEMBERS = ['default-pg1', 'default-pg2', 'default-pg3']
+SPARE = 'default-spare'
+
+CASES = {
+    # --- the inventory ---------------------------------------------------------
+    'no primary': dict(
+        primary=[], replicas=MEMBERS,
+        expect=r"The inventory group 'primary' \(postgresql_primary_group\) must hold exactly one host; it holds 0"),
+    'two primaries': dict(
+        primary=['default-pg1', 'default-pg2'], replicas=['default-pg3'],
+        expect=r"must hold exactly one host; it holds 2: default-pg1, default-pg2"),
+    'replica also primary': dict(
+        primary=['default-pg1'], replicas=MEMBERS,
+        expect=r"default-pg1 is in both 'primary' \(postgresql_primary_group\) and 'replicas'"),
+    'backup host is a member': dict(
+        backup=['default-pg3'],
+        expect=r"default-pg3 is both the backup host \(group 'backup'\) and a cluster member"),
+    # --- secrets, versions, types ------------------------------------------------
+    'missing replication password': dict(
+        extra_vars={'postgresql_replication_password': ''},
+        expect=r"postgresql_replication_password is empty or shorter than 8 characters"),
+    'unsupported version': dict(
+        extra_vars={'postgresql_version': 11},
+        expect=r"postgresql_version=11 is not available here\. Debian bookworm ships PostgreSQL 15"),
+    'wrong variable type (argument_specs)': dict(
+        extra_vars={'postgresql_port': 'five-four-three-two'},
+        expect=r"postgresql_port.*(unable to convert to int|is of type)"),
+    'wrong type in another role (argument_specs)': dict(
+        extra_vars={'pg_primary_databases': 'app'},
+        expect=r"pg_primary_databases.*(is of type|unable to convert to list)"),
+    'start guard: unknown choice': dict(
+        extra_vars={'postgresql_start_guard_when_alone': 'maybe'},
+        expect=r"postgresql_start_guard_when_alone.*(one of|choices)"),
+    # --- members: slots and addresses -------------------------------------------------
+    'invalid slot name': dict(
+        host_vars={'default-pg2': {'postgresql_slot_name': 'Bad-Slot!'}},
+        expect=r"postgresql_slot_name 'Bad-Slot!' on default-pg2 is not a valid replication slot name"),
+    'duplicate slot names': dict(
+        host_vars={'default-pg2': {'postgresql_slot_name': 'same'}, 'default-pg3': {'postgresql_slot_name': 'same'}},
+        expect=r"default-pg2 and default-pg3 would use the same replication slot 'same'"),
+    'slot of a replica collides with the primary': dict(
+        host_vars={'default-pg3': {'postgresql_slot_name': 'default_pg1'}},
+        expect=r"default-pg1 and default-pg3 would use the same replication slot 'default_pg1'"),
+    'host address is not an IP': dict(
+        host_vars={'default-pg2': {'postgresql_host_address': 'db2.example.com'}},
+        expect=r"postgresql_host_address 'db2.example.com' of default-pg2 is not an IP address"),
+    'two members with one address': dict(
+        host_vars={'default-pg3': {'postgresql_host_address': '10.89.74.12'}},
+        expect=r"default-pg2 and default-pg3 have the same address 10.89.74.12"),
+    # --- settings that would stop the server or replication -------------------------
+    'wal_level minimal': dict(
+        extra_vars={'postgresql_settings': {'wal_level': 'minimal'}},
+        expect=r"postgresql_settings\.wal_level=minimal would stop the server"),
+    'hot_standby off': dict(
+        extra_vars={'postgresql_settings': {'hot_standby': False}},
+        expect=r"postgresql_settings\.hot_standby=off is refused"),
+    'ssl off': dict(
+        extra_vars={'postgresql_settings': {'ssl': 'off'}},
+        expect=r"postgresql_settings\.ssl=off is refused"),
+    'password_encryption md5': dict(
+        extra_vars={'postgresql_settings': {'password_encryption': 'md5'}},
+        expect=r"postgresql_settings\.password_encryption=md5 is refused"),
+    'max_wal_senders too low': dict(
+        extra_vars={'postgresql_settings': {'max_wal_senders': 2}},
+        expect=r"postgresql_settings\.max_wal_senders=2 is too low for 3 members: they need at least 6"),
+    'max_replication_slots too low': dict(
+        extra_vars={'postgresql_settings': {'max_replication_slots': 1}},
+        expect=r"postgresql_settings\.max_replication_slots=1 is too low for 3 members: they need at least 2"),
+    'max_wal_senders not below max_connections': dict(
+        extra_vars={'postgresql_settings': {'max_connections': 20, 'max_wal_senders': 20}},
+        expect=r"max_wal_senders=20 must be less than max_connections=20"),
+    'role-owned parameter in another case': dict(
+        extra_vars={'postgresql_settings': {'Port': 6543}},
+        expect=r"postgresql_settings\.Port cannot be set: use postgresql_port"),
+    'role-owned parameter in the host dict': dict(
+        host_vars={'default-pg2': {'postgresql_host_settings': {'primary_slot_name': 'x'}}},
+        expect=r"postgresql_host_settings\.primary_slot_name cannot be set"),
+    'recovery target in the settings': dict(
+        extra_vars={'postgresql_settings': {'recovery_target_time': '2026-01-01'}},
+        expect=r"postgresql_settings\.recovery_target_time cannot be set: .*restore\.yml owns"),
+    'key with a newline': dict(
+        extra_vars={'postgresql_settings': {'work_mem\ninclude': '1MB'}},
+        expect=r"postgresql_settings has the key .*which is not a parameter name"),
+    'value with a newline': dict(
+        extra_vars={'postgresql_settings': {'application_name': "x'\ninclude_dir '/tmp"}},
+        expect=r"postgresql_settings\.application_name holds a newline"),
+    'one parameter twice in two cases': dict(
+        extra_vars={'postgresql_settings': {'work_mem': '8MB', 'WORK_MEM': '16MB'}},
+        expect=r"postgresql_settings sets work_mem twice"),
+    'a list as a value': dict(
+        extra_vars={'postgresql_settings': {'shared_preload_libraries': ['pg_stat_statements']}},
+        expect=r"postgresql_settings\.shared_preload_libraries must be a string, a number or a boolean"),
+    'listen only on localhost': dict(
+        extra_vars={'postgresql_settings': {'listen_addresses': 'localhost'}},
+        expect=r"listen_addresses='localhost' does not include this member's address"),
+    'a standby-sensitive limit per host': dict(
+        host_vars={'default-pg3': {'postgresql_host_settings': {'max_connections': 50}}},
+        expect=r"postgresql_host_settings\.max_connections is refused"),
+    'synchronous count above the standbys': dict(
+        extra_vars={'postgresql_synchronous_mode': 'any', 'postgresql_synchronous_count': 3},
+        expect=r"postgresql_synchronous_count=3 is more than the 2 standby\(s\)"),
+    'synchronous names that are not application names': dict(
+        extra_vars={'postgresql_synchronous_mode': 'first', 'postgresql_synchronous_names': ['pg2", "x']},
+        expect=r"postgresql_synchronous_names holds"),
+    'basebackup arguments that override the role': dict(
+        extra_vars={'pg_replica_basebackup_extra_args': ['--pgdata=/tmp/elsewhere']},
+        expect=r"pg_replica_basebackup_extra_args may not set --pgdata=/tmp/elsewhere"),
+    # --- databases and users ------------------------------------------------------------
+    'user name with a comma (a grant could reach PUBLIC)': dict(
+        extra_vars={'pg_primary_users': [{'name': 'app,PUBLIC', 'db': 'app'}]},
+        expect=r"pg_primary_users\[0\] name 'app,PUBLIC' is refused"),
+    'user named public': dict(
+        extra_vars={'pg_primary_users': [{'name': 'public'}]},
+        expect=r"PUBLIC and names starting with pg_ are PostgreSQL's own"),
+    'user with SUPERUSER': dict(
+        extra_vars={'pg_primary_users': [{'name': 'boss', 'role_attr_flags': 'LOGIN,SUPERUSER'}]},
+        expect=r"role_attr_flags SUPERUSER give power over the whole server\. Refused unless "
+               r"pg_primary_privileged_users_allowed=true"),
+    'user with CREATEROLE': dict(
+        extra_vars={'pg_primary_users': [{'name': 'boss', 'role_attr_flags': 'createrole'}]},
+        expect=r"role_attr_flags CREATEROLE give power"),
+    'user that redefines the replication role': dict(
+        extra_vars={'pg_primary_users': [{'name': 'replicator', 'password': 'x'}]},
+        expect=r"pg_primary_users\[0\] \(replicator\) is refused: the collection manages that role itself"),
+    'privilege that is not one': dict(
+        extra_vars={'pg_primary_users': [{'name': 'app', 'db': 'app', 'priv': 'ALL; DROP TABLE x'}]},
+        expect=r"priv 'ALL; DROP TABLE x' is refused"),
+    'database name with a quote': dict(
+        extra_vars={'pg_primary_databases': [{'name': "app'; DROP"}]},
+        expect=r"pg_primary_databases\[0\] name \"app'; DROP\" is refused"),
+    # --- VIPs -----------------------------------------------------------------------------
+    'VIP outside the members\' subnet': dict(
+        extra_vars={'keepalived_writer_vip': '10.99.0.100/24'},
+        expect=r"keepalived_writer_vip=10\.99\.0\.100/24 is not in the subnet of default-pg1 \(10\.89\.74\.11\)"),
+    'VIP without a prefix length': dict(
+        extra_vars={'keepalived_writer_vip': '10.89.74.100'},
+        expect=r"keepalived_writer_vip='10\.89\.74\.100' must be an IPv4 address with its prefix length"),
+    'VIP on a member\'s address': dict(
+        extra_vars={'keepalived_writer_vip': '10.89.74.12/24'},
+        expect=r"keepalived_writer_vip=10\.89\.74\.12/24 is the address of default-pg2 itself"),
+    'reader VIP equal to the writer VIP': dict(
+        extra_vars={'keepalived_reader_vip': '10.89.74.100/24'},
+        expect=r"keepalived_reader_vip must differ from keepalived_writer_vip"),
+    'VRRP password with #': dict(
+        extra_vars={'keepalived_auth_pass': 'ab#cd'},
+        expect=r"keepalived_auth_pass is refused"),
+    'VRRP password with a space': dict(
+        extra_vars={'keepalived_auth_pass': 'ab cd'},
+        expect=r"keepalived_auth_pass is refused"),
+    'VRRP password with !': dict(
+        extra_vars={'keepalived_auth_pass': 'ab!cd'},
+        expect=r"keepalived_auth_pass is refused"),
+    'VRRP password longer than keepalived keeps': dict(
+        extra_vars={'keepalived_auth_pass': 'longer-than-8'},
+        expect=r"keepalived_auth_pass is refused: it must be 4 to 8 characters"),
+    'same router id twice': dict(
+        extra_vars={'keepalived_reader_router_id': 71},
+        expect=r"keepalived_writer_router_id and keepalived_reader_router_id must be distinct"),
+}
+
+#: Secrets that must appear nowhere in the output of any case.
+SECRET_VALUES = ('default-app-secret', 'molecule-replication-secret', 'defaultv')
+
+
+def case_inventory(tmp_path, spec):
+    """The scenario's inventory (group_vars included) with the case's groups and host_vars."""
+    groups = {'primary': spec.get('primary', ['default-pg1']),
+              'replicas': spec.get('replicas', ['default-pg2', 'default-pg3'])}
+    if spec.get('backup'):
+        groups['backup'] = spec['backup']
+    return lib.edit_inventory(tmp_path, groups, spec.get('host_vars'))
+
+
+def run_case(name, spec, tmp_root):
+    # names that differ only in punctuation ("... with '#'", "... with '!'") get their own directory
+    case_dir = os.path.join(tmp_root, '%s-%08x' % (re.sub(r'[^a-z0-9]+', '-', name.lower()), zlib.crc32(name.encode())))
+    os.makedirs(case_dir)
+    inventory = case_inventory(case_dir, spec)
+    args = []
+    if spec.get('extra_vars'):
+        extra = os.path.join(case_dir, 'extra.json')
+        with open(extra, 'w') as f:
+            json.dump(spec['extra_vars'], f)
+        args = ['-e', '@' + extra]
+    proc = lib.run_playbook_with(inventory, 'site.yml', *args)
+    return proc.returncode, proc.stdout
+
+
+def snapshot():
+    return dict((n, (lib.config_fingerprint(lib.host(n)), lib.postmaster_started(lib.host(n)))) for n in MEMBERS)
+
+
+@pytest.fixture(scope='module')
+def catalogue(tmp_path_factory):
+    """Every case run once against the running cluster; the cluster's state before and after."""
+    root = str(tmp_path_factory.mktemp('cases'))
+    before = snapshot()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        futures = dict((name, pool.submit(run_case, name, spec, root)) for name, spec in CASES.items())
+        results = dict((name, f.result()) for name, f in futures.items())
+    # a member without a default route changes what every run sees: alone, and put back at once
+    pg3 = lib.host('default-pg3')
+    route = pg3.run('ip route show default').stdout.strip()
+    assert route.startswith('default via'), route
+    assert pg3.run('ip route del default').rc == 0
+    try:
+        # reached by its container name (podman), so that ansible_host is no IP address either
+        results['member without a default route'] = run_case('no default route', {'host_vars': {'default-pg3': {
+            'ansible_connection': 'containers.podman.podman', 'ansible_host': 'default-pg3'}}}, root)
+    finally:
+        assert pg3.run('ip route add %s' % route).rc == 0
+    return {'results': results, 'before': before, 'after': snapshot()}
+
+
+EXPECT = dict((name, spec['expect']) for name, spec in CASES.items())
+EXPECT['member without a default route'] = (r"default-pg3 has no address: it has no default route.*"
+                                            r"set postgresql_host_address for default-pg3")
+
+
+def test_the_catalogue_is_large_enough():
+    assert len(EXPECT) >= 40
+
+
+@pytest.mark.parametrize('case', sorted(EXPECT))
+def test_bad_input_fails_before_any_change(case, catalogue):
+    rc, out = catalogue['results'][case]
+    assert rc != 0, out[-3000:]
+    flat = ' '.join(out.split())
+    assert re.search(EXPECT[case], flat), flat[-3000:]
+    # it stopped in the preflight: no task changed anything, no play after it ran
+    assert lib.changed_hosts(out) == {}, out[-3000:]
+    assert 'PLAY [Primary]' not in out
+    for secret in SECRET_VALUES:
+        assert secret not in out, 'secret printed in case %r' % case
+    # and the running cluster is exactly as it was (checked once for all cases)
+    assert catalogue['after'] == catalogue['before']
