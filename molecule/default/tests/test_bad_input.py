@@ -121,6 +121,9 @@ CASES = {
     'synchronous names that are not application names': dict(
         extra_vars={'postgresql_synchronous_mode': 'first', 'postgresql_synchronous_names': ['pg2", "x']},
         expect=r"postgresql_synchronous_names holds"),
+    'clone concurrency of zero': dict(
+        extra_vars={'pg_replica_clone_concurrency': 0},
+        expect=r"pg_replica_clone_concurrency must be a whole number of replicas, 1 or more \(got 0\)"),
     'basebackup arguments that override the role': dict(
         extra_vars={'pg_replica_basebackup_extra_args': ['--pgdata=/tmp/elsewhere']},
         expect=r"pg_replica_basebackup_extra_args may not set --pgdata=/tmp/elsewhere"),
