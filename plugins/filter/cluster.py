@@ -480,6 +480,24 @@ def _slot_name(host):
     return slot_name(host)
 
 
+def mark_durations(marks):
+    """'survey 3.1, decide 0.2, ...': the seconds from each runbook mark to the next.
+
+    marks: [[name, unix time], ...] in the order the steps began (playbooks/tasks/mark.yml);
+    the last mark only closes the one before it."""
+    if not isinstance(marks, (list, tuple)):
+        raise AnsibleFilterError('mark_durations expects a list of [name, time] pairs, got %r' % (marks,))
+    parsed = []
+    for mark in marks:
+        try:
+            name, at = mark
+            parsed.append((str(name), float(at)))
+        except (TypeError, ValueError):
+            raise AnsibleFilterError('mark_durations: %r is not a [name, time] pair' % (mark,))
+    parts = ['%s %.1f' % (name, max(nxt - at, 0.0)) for (name, at), (_n, nxt) in zip(parsed, parsed[1:])]
+    return ', '.join(parts) or 'not measured'
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -493,4 +511,5 @@ class FilterModule(object):
             'split_brain_lines': split_brain_lines,
             'cluster_verdict': cluster_verdict,
             'sync_hosts': sync_hosts,
+            'mark_durations': mark_durations,
         }

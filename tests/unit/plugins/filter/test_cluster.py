@@ -6,6 +6,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pgha.cluster.plugins.filter.cluster import (
+    mark_durations,
     cluster_verdict,
     failover_plan,
     fork_point,
@@ -300,3 +301,25 @@ def test_sync_hosts():
     assert sync_hosts(members, 'off') == []
     assert sync_hosts(members, 'any') == ['a', 'b', 'c']
     assert sync_hosts(members, 'first', ['cc']) == ['c']
+
+
+# --------------------------------------------------------------------------
+# mark_durations: the runbook summaries' timing line
+# --------------------------------------------------------------------------
+
+def test_mark_durations_gives_the_time_from_each_mark_to_the_next():
+    marks = [['survey', 100.0], ['decide', '103.2'], ['promote', 103.4], ['VIP write', 104.0], ['summary', 106.56]]
+    assert mark_durations(marks) == 'survey 3.2, decide 0.2, promote 0.6, VIP write 2.6'
+
+
+def test_mark_durations_with_one_mark_or_none_says_so():
+    assert mark_durations([['survey', 1.0]]) == 'not measured'
+    assert mark_durations([]) == 'not measured'
+
+
+def test_mark_durations_never_negative_and_refuses_garbage():
+    assert mark_durations([['a', 5.0], ['b', 4.0]]) == 'a 0.0'
+    with pytest.raises(AnsibleFilterError, match='not a \\[name, time\\] pair'):
+        mark_durations([['a', 'soon'], ['b', 1]])
+    with pytest.raises(AnsibleFilterError, match='expects a list'):
+        mark_durations('survey')
