@@ -76,6 +76,24 @@ def psql(node, sql, db='app'):
                            '-d', db, '-c', sql], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def keepalived_writer_times(node, since):
+    """Wall times at which the node's writer instance left FAULT (its check passed: PostgreSQL is a
+    primary) and became MASTER (it holds the VIP), after the wall time since; None when not seen."""
+    out = subprocess.run(['podman', 'exec', container(node), 'journalctl', '-u', 'keepalived', '-o', 'short-unix',
+                          '--no-pager', '--since', '@%d' % int(since)], capture_output=True, text=True,
+                         check=False).stdout
+    left_fault = master = None
+    for line in out.splitlines():
+        at = float(line.split()[0])
+        if at < since:
+            continue
+        if '(pg_writer) Entering BACKUP STATE' in line and left_fault is None:
+            left_fault = at
+        if '(pg_writer) Entering MASTER STATE' in line and master is None:
+            master = at
+    return left_fault, master
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     results = []
@@ -98,7 +116,7 @@ def main():
         time.sleep(2)
 
         # 1. failover: kill the primary, run promote.yml at once
-        t_kill = time.monotonic()
+        t_kill, wall_kill = time.monotonic(), time.time()
         subprocess.run(['podman', 'kill', container('bfo1')], check=True, capture_output=True)
         took = playbook(inv, 'promote.yml')
         first = probe.back_after(t_kill)
@@ -106,6 +124,9 @@ def main():
         results.append(('failover: kill -> first write through the VIP', first - t_kill))
         new = next(n for n in ('bfo2', 'bfo3') if psql(n, 'SELECT pg_is_in_recovery()') == 'f')
         breakdown.append(('failover', benchlib.timing_line('promote.yml')))
+        left_fault, master = keepalived_writer_times(new, wall_kill)
+        breakdown.append(('failover VIP', 'kill -> writer check passes on %s %s s, -> it holds the VIP %s s' % (
+            new, '%.1f' % (left_fault - wall_kill) if left_fault else '?', '%.1f' % (master - wall_kill) if master else '?')))
         print('== failover to %s: promote.yml %.1fs, writes back %.1fs after the kill' % (new, took, first - t_kill))
         print('   promote.yml timing (s): %s' % breakdown[-1][1])
 
