@@ -3,7 +3,7 @@
 """Filters the runbooks use to read the cluster and decide what to do.
 
 survey_nodes: one normalized dict per node from what playbooks/tasks/survey.yml
-registered. failover_plan and switchover_plan: the decision, with the reason in
+registered (pgha.cluster.node_survey). failover_plan and switchover_plan: the decision, with the reason in
 words an operator reads at 3 a.m. node_table: the survey as aligned text lines.
 Pure functions: unit-tested in tests/unit/plugins/filter/test_cluster.py.
 """
@@ -23,13 +23,14 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
 )
 
 
-def survey_node(name, info, fence=None, address=None, addresses=None, vips=None):
+def survey_node(name, info, fenced=False, address=None, addresses=None, vips=None):
     """Normalize one host's survey.
 
-    info: the registered result of pgha.cluster.pg_replication_info (or None
-    when the host was unreachable); fence: the registered stat of the fence
-    marker; address: the member's address; addresses: the IPv4 addresses it
-    holds now (its gathered facts); vips: {'writer': address, 'reader': address}.
+    info: the replication report of pgha.cluster.node_survey (or the registered result itself
+    when the host was unreachable, or {'failed': True, 'msg': why} when PostgreSQL did not
+    answer; None when nothing was registered); fenced: whether its fence marker exists;
+    address: the member's address; addresses: the IPv4 addresses it holds now; vips:
+    {'writer': address, 'reader': address}.
     """
     node = {'name': name, 'reachable': False, 'running': False, 'fenced': False, 'role': 'unknown',
             'timeline': None, 'lsn': None, 'replay_lsn': None, 'receiver': None, 'upstream': None,
@@ -40,7 +41,7 @@ def survey_node(name, info, fence=None, address=None, addresses=None, vips=None)
         node['error'] = _get(info, 'msg', 'unreachable') if info else 'unreachable'
         return node
     node['reachable'] = True
-    node['fenced'] = bool(_get(_get(fence, 'stat', {}), 'exists', False))
+    node['fenced'] = bool(fenced)
     if _get(info, 'failed') or not _get(info, 'role'):
         node['role'] = 'down'
         node['error'] = _get(info, 'msg', 'PostgreSQL did not answer')
@@ -64,16 +65,29 @@ def survey_node(name, info, fence=None, address=None, addresses=None, vips=None)
     return node
 
 
-def survey_nodes(names, hostvars, info_var='pgha_survey_info', fence_var='pgha_survey_fence', vips=None):
-    """[survey_node(...)] for every name, reading the registered results, the member's
-    address and the addresses it holds (facts) from hostvars. vips: the VIPs in any form
-    ('10.0.0.100/24' or '10.0.0.100'), as {'writer': ..., 'reader': ...}."""
+def survey_report(registered):
+    """(info, fenced) for survey_node from what playbooks/tasks/survey.yml registered with
+    pgha.cluster.node_survey: its replication report when PostgreSQL answered, the result
+    itself when the host was unreachable or the module failed, else the error."""
+    if not registered or _get(registered, 'unreachable') or _get(registered, 'failed'):
+        return registered, False
+    fenced = bool(_get(registered, 'fenced', False))
+    if not _get(registered, 'running'):
+        return {'failed': True, 'msg': _get(registered, 'error') or 'PostgreSQL did not answer'}, fenced
+    return _get(registered, 'replication', {}), fenced
+
+
+def survey_nodes(names, hostvars, survey_var='pgha_survey', vips=None):
+    """[survey_node(...)] for every name, reading what the survey registered, the member's
+    address and the addresses it holds (the facts node_survey returned) from hostvars. vips: the
+    VIPs in any form ('10.0.0.100/24' or '10.0.0.100'), as {'writer': ..., 'reader': ...}."""
     vips = dict((k, str(v).split('/', maxsplit=1)[0]) for k, v in (vips or {}).items() if v)
     nodes = []
     for name in names:
         hv = _get(hostvars, name, {})
         held = _get(_get(hv, 'ansible_facts', {}), 'all_ipv4_addresses', [])
-        nodes.append(survey_node(name, _get(hv, info_var), _get(hv, fence_var), member_address(hv), held, vips))
+        info, fenced = survey_report(_get(hv, survey_var))
+        nodes.append(survey_node(name, info, fenced, member_address(hv), held, vips))
     return nodes
 
 

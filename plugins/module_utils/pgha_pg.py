@@ -238,24 +238,33 @@ def ensure_psycopg2(module):
             exception=PSYCOPG2_IMPORT_ERROR)
 
 
-def connect(module, application_name=None):
-    """Connect with the module's login_* options; return (connection, cursor).
+def open_connection(params, application_name=None):
+    """Connect with the login_* options in params; return (connection, cursor) or raise.
 
     The connection is in autocommit mode and the cursor returns dict rows.
     statement_timeout is switched off for the session: the modules bound
-    their own waits. Any failure to connect fails the module, naming the
-    target.
+    their own waits.
     """
-    ensure_psycopg2(module)
+    conn = psycopg2.connect(**conn_params(params, application_name))
     try:
-        conn = psycopg2.connect(**conn_params(module.params, application_name))
         conn.autocommit = True
         cursor = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
         cursor.execute('SET statement_timeout = 0')
+    except Exception:
+        conn.close()
+        raise
+    return conn, cursor
+
+
+def connect(module, application_name=None):
+    """open_connection() with the module's options; any failure to connect fails the module,
+    naming the target."""
+    ensure_psycopg2(module)
+    try:
+        return open_connection(module.params, application_name)
     except Exception as e:  # psycopg2.Error, or a bad keyword
         module.fail_json(msg='Cannot connect to PostgreSQL at %s: %s'
                          % (describe_target(module.params), ' '.join(to_native(e).split())))
-    return conn, cursor
 
 
 def query_one(cursor, sql, args=None):

@@ -47,7 +47,7 @@ def test_survey_node_shapes():
     assert survey_node('pg1', None)['reachable'] is False
     un = survey_node('pg1', UNREACHABLE)
     assert (un['reachable'], un['role'], un['error']) == (False, 'unknown', 'ssh: connect timed out')
-    down = survey_node('pg1', DOWN, {'stat': {'exists': True}})
+    down = survey_node('pg1', DOWN, True)
     assert (down['reachable'], down['running'], down['role'], down['fenced']) == (True, False, 'down', True)
     p = survey_node('pg1', primary_info())
     assert (p['role'], p['lsn'], p['standbys']) == ('primary', '0/5000000', ['pg2', 'pg3'])
@@ -56,10 +56,22 @@ def test_survey_node_shapes():
                                                                          '10.0.0.1')
 
 
+def survey(info=None, fenced=False, error=None):
+    """What node_survey registers: the report when PostgreSQL answered, else the error."""
+    return {'changed': False, 'running': info is not None, 'error': error, 'fenced': fenced,
+            'replication': info or {}}
+
+
 def test_survey_nodes_reads_hostvars():
-    hv = {'pg1': {'pgha_survey_info': primary_info()}, 'pg2': {}}
-    got = survey_nodes(['pg1', 'pg2'], hv)
-    assert [n['role'] for n in got] == ['primary', 'unknown']
+    hv = {'pg1': {'pgha_survey': survey(primary_info())}, 'pg2': {},
+          'pg3': {'pgha_survey': survey(None, fenced=True, error='connection refused')},
+          'pg4': {'pgha_survey': UNREACHABLE},
+          'pg5': {'pgha_survey': {'failed': True, 'msg': 'psycopg2 is missing'}}}
+    got = survey_nodes(['pg1', 'pg2', 'pg3', 'pg4', 'pg5'], hv)
+    assert [n['role'] for n in got] == ['primary', 'unknown', 'down', 'unknown', 'down']
+    assert [n['reachable'] for n in got] == [True, False, True, False, True]
+    assert [n['fenced'] for n in got] == [False, False, True, False, False]
+    assert got[2]['error'] == 'connection refused' and got[4]['error'] == 'psycopg2 is missing'
 
 
 def test_node_table_lines():
@@ -165,7 +177,7 @@ def test_switchover_refusals():
 # --- rejoin -------------------------------------------------------------------
 
 def test_rejoin_plan():
-    fenced_old = survey_node('pg1', DOWN, {'stat': {'exists': True}})
+    fenced_old = survey_node('pg1', DOWN, True)
     n = [fenced_old, survey_node('pg2', primary_info(timeline=2)), survey_node('pg3', standby_info('0/1', timeline=2))]
     plan = rejoin_plan(n, 'pg1', {'pg1': {}})
     assert (plan['action'], plan['primary'], plan['slot']) == ('rejoin', 'pg2', 'pg1')
@@ -178,7 +190,7 @@ def test_rejoin_plan():
 
 
 def test_switchover_ignores_a_fenced_primary():
-    fenced = survey_node('pg1', primary_info('0/6000000'), {'stat': {'exists': True}})
+    fenced = survey_node('pg1', primary_info('0/6000000'), True)
     n = [fenced, survey_node('pg2', primary_info('0/5000000', timeline=2)),
          survey_node('pg3', standby_info('0/5000000', timeline=2, sender='10.0.0.2'))]
     plan = switchover_plan(n)
@@ -222,9 +234,9 @@ def two_primaries():
         return {'default_ipv4': {'address': address}, 'all_ipv4_addresses': [address] + list(held)}
 
     return survey_nodes(['pg1', 'pg2', 'pg3'], {
-        'pg1': {'pgha_survey_info': old, 'ansible_facts': facts('10.0.0.1', '10.0.0.100')},
-        'pg2': {'pgha_survey_info': new, 'ansible_facts': facts('10.0.0.2')},
-        'pg3': {'pgha_survey_info': follower, 'ansible_facts': facts('10.0.0.3')},
+        'pg1': {'pgha_survey': survey(old), 'ansible_facts': facts('10.0.0.1', '10.0.0.100')},
+        'pg2': {'pgha_survey': survey(new), 'ansible_facts': facts('10.0.0.2')},
+        'pg3': {'pgha_survey': survey(follower), 'ansible_facts': facts('10.0.0.3')},
     }, vips={'writer': '10.0.0.100/24', 'reader': ''})
 
 
@@ -269,7 +281,7 @@ def test_verdicts():
     assert cluster_verdict(healthy).startswith('HEALTHY: pg1 is the primary on timeline 1')
     down = nodes(pg1=UNREACHABLE, pg2=standby_info('0/5000000'))
     assert cluster_verdict(down) == 'PRIMARY DOWN: no node runs as primary - run promote.yml'
-    fenced = [survey_node('pg1', DOWN, {'stat': {'exists': True}}), survey_node('pg2', primary_info(timeline=2)),
+    fenced = [survey_node('pg1', DOWN, True), survey_node('pg2', primary_info(timeline=2)),
               survey_node('pg3', standby_info('0/1', timeline=1, status=None))]
     assert cluster_verdict(fenced) == ('DEGRADED: pg1 fenced (run rejoin.yml -e rejoin_host=pg1); '
                                        'pg3 not streaming')

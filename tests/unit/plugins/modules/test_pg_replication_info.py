@@ -8,6 +8,7 @@ import re
 import psycopg2
 import pytest
 
+from ansible_collections.pgha.cluster.plugins.module_utils import pgha_replication as rep
 from ansible_collections.pgha.cluster.plugins.modules import pg_replication_info as mod
 
 STATE = r'checkpoint_timeline'
@@ -106,7 +107,7 @@ def run_module(module_harness, set_module_args, fake_db, fake_clock, monkeypatch
 
 def test_shape_standby_lag_bytes_and_seconds():
     row = standby_row(sent_lsn='0/5000148', write_lsn='0/5000100', flush_lsn='0/5000000', replay_lsn=None)
-    entry = mod.shape_standby(row, '0/5000148')
+    entry = rep.shape_standby(row, '0/5000148')
     assert entry == dict(
         application_name='pg2', client_addr='10.89.0.3', state='streaming', sync_state='async', slot_name='pg2',
         sent_lsn='0/5000148', write_lsn='0/5000100', flush_lsn='0/5000000', replay_lsn=None,
@@ -115,15 +116,15 @@ def test_shape_standby_lag_bytes_and_seconds():
 
 
 def test_shape_slot_retained_bytes():
-    assert mod.shape_slot(slot_row(restart_lsn='0/4000000', active=False), '0/5000148') == dict(
+    assert rep.shape_slot(slot_row(restart_lsn='0/4000000', active=False), '0/5000148') == dict(
         slot_name='pg2', slot_type='physical', active=False, restart_lsn='0/4000000', wal_status='reserved',
         safe_wal_size=10754195456, retained_bytes=0x1000148)
-    assert mod.shape_slot(slot_row(restart_lsn=None, wal_status=None), '0/5000148')['retained_bytes'] is None
+    assert rep.shape_slot(slot_row(restart_lsn=None, wal_status=None), '0/5000148')['retained_bytes'] is None
 
 
 def test_shape_receiver():
-    assert mod.shape_receiver(None) is None
-    assert mod.shape_receiver(STREAMING[0]) == dict(status='streaming', sender_host='10.89.0.2', sender_port=5432,
+    assert rep.shape_receiver(None) is None
+    assert rep.shape_receiver(STREAMING[0]) == dict(status='streaming', sender_host='10.89.0.2', sender_port=5432,
                                                     slot_name='pg2', received_tli=2, flushed_lsn='0/5000148',
                                                     latest_end_lsn='0/5000148')
 
@@ -135,13 +136,13 @@ def test_shape_receiver():
     (None, '0/5000100', 0),            # nothing streamed since start
 ])
 def test_receive_replay_lag(receive, replay, lag):
-    assert mod.receive_replay_lag(receive, replay) == lag
+    assert rep.receive_replay_lag(receive, replay) == lag
 
 
 def primary_info(standbys, slots, current='0/5000148'):
     return dict(role='primary', timeline=1, current_lsn=current,
-                standbys=[mod.shape_standby(r, current) for r in standbys],
-                slots=[mod.shape_slot(r, current) for r in slots])
+                standbys=[rep.shape_standby(r, current) for r in standbys],
+                slots=[rep.shape_slot(r, current) for r in slots])
 
 
 def test_primary_lag_entries_connected_and_disconnected():
