@@ -28,6 +28,17 @@ options:
         may still complete the promotion later.
     type: int
     default: 60
+  wait_for_replay_lsn:
+    description:
+      - Promote only once the standby has replayed WAL up to this LSN (for example the shutdown checkpoint of a
+        primary that was stopped cleanly, so that a switchover loses nothing).
+      - Waits at most O(replay_timeout) seconds, polling every 50 ms, then fails without promoting.
+      - Ignored on a server that already is a primary.
+    type: str
+  replay_timeout:
+    description: Seconds to wait for O(wait_for_replay_lsn).
+    type: float
+    default: 60
   login_user:
     description:
       - Role to connect as. It must be a superuser or have been granted EXECUTE on C(pg_promote).
@@ -82,6 +93,13 @@ EXAMPLES = r'''
   become_user: postgres
   when: promotion is changed
 
+- name: Switchover - promote once the old primary's shutdown checkpoint is replayed
+  pgha.cluster.pg_promote:
+    wait_for_replay_lsn: "{{ old_primary_checkpoint_lsn }}"
+    replay_timeout: 60
+  become: true
+  become_user: postgres
+
 - name: Promote through TCP as a role granted EXECUTE on pg_promote
   pgha.cluster.pg_promote:
     login_host: 10.0.0.12
@@ -126,6 +144,11 @@ current_lsn_after:
   returned: always
   type: str
   sample: 0/367CED0
+replay_wait:
+  description: Seconds spent waiting for O(wait_for_replay_lsn); 0.0 without it.
+  returned: always
+  type: float
+  sample: 0.05
 elapsed:
   description: Seconds the C(pg_promote) call took; 0.0 when nothing was promoted.
   returned: always
@@ -143,11 +166,14 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
     DatabaseError,
+    LsnError,
     STANDBY_STATE_SQL,
     WAL_RECEIVER_SQL,
     connect,
     describe_target,
     error_text,
+    lsn_to_int,
+    normalize_lsn,
     pgha_argument_spec,
     primary_timeline,
     query_one,
@@ -159,6 +185,8 @@ PRIVILEGE_SQL = ("SELECT has_function_privilege('pg_catalog.pg_promote(boolean, 
                  "AS can_promote, current_user AS who")
 PROMOTE_SQL = 'SELECT pg_promote(wait => true, wait_seconds => %(wait_seconds)s) AS promoted'
 IN_RECOVERY_SQL = 'SELECT pg_is_in_recovery() AS in_recovery'
+REPLAY_SQL = 'SELECT pg_last_wal_replay_lsn()::text AS replay_lsn'
+REPLAY_POLL = 0.05
 
 INSUFFICIENT_PRIVILEGE = '42501'
 NOT_IN_PREREQUISITE_STATE = '55000'
@@ -175,6 +203,28 @@ def timeout_message(wait_seconds):
             'wait ended. The promote request was sent and the server may still complete promotion; check with '
             '"SELECT pg_is_in_recovery()" (false once promoted) and read the server log. Raise wait_seconds '
             'if promotion is just slow.' % wait_seconds)
+
+
+def replay_timeout_message(target, replayed, timeout):
+    return ('Not promoted: this standby did not replay up to %s within replay_timeout=%ss (replayed %s). '
+            'Nothing was changed; is its WAL receiver streaming from the old primary?'
+            % (target, timeout, replayed or 'nothing'))
+
+
+def wait_for_replay(module, cursor, target):
+    """Wait until pg_last_wal_replay_lsn() >= target; return (seconds waited, replay LSN) or fail."""
+    goal = lsn_to_int(target)
+    timeout = module.params['replay_timeout']
+    started = time.monotonic()
+    while True:
+        replayed = query_one(cursor, REPLAY_SQL)['replay_lsn']
+        waited = time.monotonic() - started
+        if replayed is not None and lsn_to_int(replayed) >= goal:
+            return waited, replayed
+        if waited >= timeout:
+            module.fail_json(msg=replay_timeout_message(target, replayed, timeout), replay_lsn=replayed,
+                             replay_wait=round(waited, 3), changed=False)
+        time.sleep(min(REPLAY_POLL, max(0.0, timeout - waited)))
 
 
 def read_state(cursor):
@@ -207,6 +257,7 @@ def run(module, cursor):
         receive_lsn_before=before['receive_lsn_before'],
         replay_lsn_before=before['replay_lsn_before'],
         current_lsn_after=None,
+        replay_wait=0.0,
         elapsed=0.0,
         msg='',
     )
@@ -223,6 +274,11 @@ def run(module, cursor):
     privilege = query_one(cursor, PRIVILEGE_SQL)
     if not privilege['can_promote']:
         module.fail_json(**dict(result, msg=privilege_message(describe_target(module.params), privilege['who'])))
+
+    target = module.params['wait_for_replay_lsn']
+    if target and not module.check_mode:
+        waited, replayed = wait_for_replay(module, cursor, target)
+        result.update(replay_wait=round(waited, 3), replay_lsn_before=replayed)
 
     if module.check_mode:
         result.update(
@@ -269,10 +325,19 @@ def main():
     argument_spec = pgha_argument_spec()
     argument_spec.update(
         wait_seconds=dict(type='int', default=60),
+        wait_for_replay_lsn=dict(type='str'),
+        replay_timeout=dict(type='float', default=60),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params['wait_seconds'] < 1:
         module.fail_json(msg='wait_seconds must be at least 1 (got %s).' % module.params['wait_seconds'])
+    if module.params['replay_timeout'] < 0:
+        module.fail_json(msg='replay_timeout must be >= 0 (got %s).' % module.params['replay_timeout'])
+    if module.params['wait_for_replay_lsn'] is not None:
+        try:
+            module.params['wait_for_replay_lsn'] = normalize_lsn(module.params['wait_for_replay_lsn'])
+        except LsnError as e:
+            module.fail_json(msg='wait_for_replay_lsn: %s' % e)
 
     conn, cursor = connect(module, application_name='pgha.cluster.pg_promote')
     try:

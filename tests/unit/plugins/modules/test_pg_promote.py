@@ -217,3 +217,66 @@ def test_unreachable_server(module_harness, set_module_args, monkeypatch):
 def test_password_is_not_logged():
     spec = pgha_pg.pgha_argument_spec()
     assert spec['login_password']['no_log'] is True
+
+
+# --- wait_for_replay_lsn: promote only once the old primary's last WAL is replayed -------------------------
+
+REPLAY = r'^SELECT pg_last_wal_replay_lsn\(\)::text AS replay_lsn$'
+
+
+def replaying(*positions):
+    """Answers the replay query with each position in turn (the last one repeats)."""
+    left = list(positions)
+
+    def answer(sql, args):
+        return [dict(replay_lsn=left.pop(0) if len(left) > 1 else left[0])]
+    return answer
+
+
+@pytest.fixture
+def clocked(monkeypatch, fake_clock):
+    monkeypatch.setattr(pg_promote, 'time', fake_clock)
+    return fake_clock
+
+
+def test_waits_for_the_replay_then_promotes(run_module, clocked):
+    script = [(REPLAY, replaying('0/367CE00', '0/367CE00', '0/367CF10'))] + standby_script()
+    result, cursor = run_module(script, wait_for_replay_lsn='0/367cf10')
+    assert result['changed'] is True and 'failed' not in result
+    assert result['replay_lsn_before'] == '0/367CF10'
+    assert result['replay_wait'] == pytest.approx(0.1)
+    assert clocked.sleeps == [0.05, 0.05]
+    # it asked for the replay position before promoting, never after
+    order = [s for s, a in cursor.executed]
+    first_promote = next(i for i, s in enumerate(order) if 'pg_promote(wait' in s)
+    replays = [i for i, s in enumerate(order) if s == 'SELECT pg_last_wal_replay_lsn()::text AS replay_lsn']
+    assert len(replays) == 3 and max(replays) < first_promote
+
+
+def test_does_not_promote_when_the_replay_never_arrives(run_module, clocked):
+    script = [(REPLAY, replaying('0/367CE00'))] + standby_script()
+    result, cursor = run_module(script, wait_for_replay_lsn='0/367CF10', replay_timeout=1)
+    assert result['failed'] is True and result['changed'] is False
+    assert result['msg'].startswith('Not promoted: this standby did not replay up to 0/367CF10 within '
+                                    'replay_timeout=1.0s (replayed 0/367CE00)')
+    assert not cursor.ran(r'pg_promote\(wait')
+
+
+def test_a_primary_ignores_the_replay_wait(run_module):
+    script = [(STATE, PRIMARY_STATE), (PRIMARY_TLI, [dict(tli_hex='00000002', current_lsn='0/5000000')])]
+    result, cursor = run_module(script, wait_for_replay_lsn='0/367CF10')
+    assert result['changed'] is False and 'Already a primary' in result['msg']
+    assert not cursor.ran(REPLAY)
+
+
+def test_check_mode_does_not_wait(run_module):
+    script = [(REPLAY, replaying('0/1'))] + standby_script()
+    result, cursor = run_module(script, wait_for_replay_lsn='0/367CF10', _ansible_check_mode=True)
+    assert result['changed'] is True and 'check mode' in result['msg']
+    assert not cursor.ran(REPLAY) and not cursor.ran(r'pg_promote\(wait')
+
+
+def test_a_malformed_replay_lsn_is_refused(run_module):
+    result, cursor = run_module(standby_script(), wait_for_replay_lsn='0/XYZ')
+    assert result['failed'] is True and result['msg'].startswith('wait_for_replay_lsn: ')
+    assert not cursor.executed
