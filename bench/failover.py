@@ -26,7 +26,7 @@ def inventory(primary):
         'pg_primary_users': [{'name': 'app', 'password': 'bench-app', 'db': 'app'}],
         'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
                                     'source': SUBNET, 'method': 'scram-sha-256'}],
-        'keepalived_writer_vip': VIP + '/24', 'keepalived_auth_pass': 'benchfo',
+        'keepalived_writer_vip': VIP + '/24',
         'keepalived_writer_router_id': 71, 'keepalived_reader_router_id': 72,
     }, {'primary': {primary: NODES[primary]},
         'replicas': dict((r, NODES[r]) for r in NODES if r != primary)})

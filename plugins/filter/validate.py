@@ -441,9 +441,6 @@ def without_keys(items, keys=('password',)):
 # keepalived
 # --------------------------------------------------------------------------
 
-_AUTH_PASS_RE = re.compile(r'^[A-Za-z0-9._+=@%^*~:,/-]{4,8}$')
-
-
 def vip_errors(varname, vip, members):
     """A VIP in CIDR form, inside every member's subnet, on none of their addresses."""
     if not isinstance(vip, str) or '/' not in vip:
@@ -470,15 +467,6 @@ def vip_errors(varname, vip, members):
                           'cannot reach on it. Fix: a free address of %s\'s network, with its prefix length.'
                           % (varname, vip, m['name'], addr, m['name']))
     return errors
-
-
-def auth_pass_errors(password):
-    """keepalived_auth_pass: 4-8 characters keepalived.conf keeps as they are (never repeated)."""
-    if not isinstance(password, str) or not _AUTH_PASS_RE.match(password):
-        return ['keepalived_auth_pass is refused: it must be 4 to 8 characters of letters, digits and ._+=@%^*~:,/- '
-                '(keepalived uses only 8, and reads "#", "!", quotes and spaces as the end of the value). Fix: set '
-                'another one (from Ansible Vault).']
-    return []
 
 
 def describe_conf_error(row):
@@ -544,5 +532,4 @@ class FilterModule(object):
             'users_errors': users_errors,
             'without_keys': without_keys,
             'vip_errors': vip_errors,
-            'auth_pass_errors': auth_pass_errors,
         }

@@ -163,25 +163,22 @@ CASES = {
     'reader VIP equal to the writer VIP': dict(
         extra_vars={'keepalived_reader_vip': '10.89.74.100/24'},
         expect=r"keepalived_reader_vip must differ from keepalived_writer_vip"),
-    'VRRP password with #': dict(
-        extra_vars={'keepalived_auth_pass': 'ab#cd'},
-        expect=r"keepalived_auth_pass is refused"),
-    'VRRP password with a space': dict(
-        extra_vars={'keepalived_auth_pass': 'ab cd'},
-        expect=r"keepalived_auth_pass is refused"),
-    'VRRP password with !': dict(
-        extra_vars={'keepalived_auth_pass': 'ab!cd'},
-        expect=r"keepalived_auth_pass is refused"),
-    'VRRP password longer than keepalived keeps': dict(
-        extra_vars={'keepalived_auth_pass': 'longer-than-8'},
-        expect=r"keepalived_auth_pass is refused: it must be 4 to 8 characters"),
+    'VRRP password of an earlier version (VRRPv3 has none)': dict(
+        extra_vars={'keepalived_auth_pass': 'SNTL-old'},
+        expect=r"keepalived_auth_pass is set, but the VIPs use VRRP version 3, which has no authentication"),
+    'writer advert interval of 0': dict(
+        extra_vars={'keepalived_writer_advert_int': 0},
+        expect=r"keepalived_writer_advert_int \(0\) and keepalived_reader_advert_int \(1\) must be seconds from 0\.01 to 40"),
+    'state interval too long': dict(
+        extra_vars={'keepalived_state_interval': 30},
+        expect=r"keepalived_state_interval \(30\) seconds from 0\.05 to 5"),
     'same router id twice': dict(
         extra_vars={'keepalived_reader_router_id': 71},
         expect=r"keepalived_writer_router_id and keepalived_reader_router_id must be distinct"),
 }
 
 #: Secrets that must appear nowhere in the output of any case.
-SECRET_VALUES = ('default-app-secret', 'molecule-replication-secret', 'defaultv')
+SECRET_VALUES = ('default-app-secret', 'molecule-replication-secret', 'SNTL-old')
 
 
 def case_inventory(tmp_path, spec):

@@ -18,6 +18,7 @@ rejoins it. site.yml changes nothing.
 The tests run in file order and build on each other (one cluster, one story).
 """
 
+import json
 import re
 import time
 
@@ -124,14 +125,21 @@ def test_reader_vip_falls_back_to_the_primary():
                      timeout=30, what='%s streaming again' % n)
 
 
-def test_vip_check_runs_unprivileged():
+def test_vip_state_runs_unprivileged():
     n = node('lifecycle-pg2')
     assert lib.psql(node('lifecycle-pg1'), "SELECT rolsuper FROM pg_roles WHERE rolname = 'pgha_check'") == 'f'
     conf = n.file('/etc/keepalived/keepalived.conf')
-    assert conf.mode == 0o600
-    assert 'script_user pgha_check' in conf.content_string and 'unicast_peer' in conf.content_string
-    assert n.run('runuser -u pgha_check -- /usr/local/lib/pgha/pg_vip_check writer').rc != 0
-    assert n.run('runuser -u pgha_check -- /usr/local/lib/pgha/pg_vip_check up').rc == 0
+    assert 'track_file' in conf.content_string and 'check_unicast_src' in conf.content_string
+    assert 'vrrp_script' not in conf.content_string and 'authentication' not in conf.content_string
+    state = n.service('pgha-vip-state')
+    assert state.is_running and state.is_enabled
+    pid = n.check_output('systemctl show -p MainPID --value pgha-vip-state')
+    assert n.check_output('ps -o user= -p %s' % pid) == 'pgha_check'
+    # a streaming replica: FAULT for the writer VIP, healthy for the reader VIP; the files say the same
+    verdict = json.loads(n.check_output('runuser -u pgha_check -- /usr/local/lib/pgha/pgha-vip-state --once'))
+    assert (verdict['writer'], verdict['up'], verdict['reader']) == (254, 0, 1), verdict
+    assert n.file('/run/pgha-vip/writer').content_string.strip() == '254'
+    assert node('lifecycle-pg1').file('/run/pgha-vip/writer').content_string.strip() == '0'
 
 
 def test_promote_refuses_while_the_primary_is_healthy():

@@ -7,7 +7,6 @@ import jinja2
 import pytest
 
 from ansible_collections.pgha.cluster.plugins.filter.validate import (
-    auth_pass_errors,
     cluster_members,
     databases_errors,
     conf_errors_rejected,
@@ -342,16 +341,6 @@ def test_good_vip():
 def test_bad_vips(vip, expect):
     errors = vip_errors('keepalived_writer_vip', vip, MEMBERS)
     assert any(expect in e for e in errors), errors
-
-
-@pytest.mark.parametrize('password', ['pa#ss', 'pa!ss', 'pa ss', 'abc', 'way-too-long', 'quo"te', "it's", ''])
-def test_bad_vrrp_passwords_are_refused_without_repeating_them(password):
-    (err,) = auth_pass_errors(password)
-    assert err.startswith('keepalived_auth_pass is refused') and (not password or password not in err)
-
-
-def test_good_vrrp_password():
-    assert auth_pass_errors('s3cr-t.8') == []
 
 
 # pg_file_settings rows (joined to pg_settings.context), as apply.yml reads them
