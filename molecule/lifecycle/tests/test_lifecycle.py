@@ -136,7 +136,7 @@ def test_vip_state_runs_unprivileged():
     pid = n.check_output('systemctl show -p MainPID --value pgha-vip-state')
     assert n.check_output('ps -o user= -p %s' % pid) == 'pgha_check'
     # a streaming replica: FAULT for the writer VIP, healthy for the reader VIP; the files say the same
-    verdict = json.loads(n.check_output('runuser -u pgha_check -- /usr/local/lib/pgha/pgha-vip-state --once'))
+    verdict = json.loads(n.check_output('runuser -u pgha_check -- python3 /usr/local/lib/pgha/pgha-vip-state --once'))
     assert (verdict['writer'], verdict['up'], verdict['reader']) == (254, 0, 1), verdict
     assert n.file('/run/pgha-vip/writer').content_string.strip() == '254'
     assert node('lifecycle-pg1').file('/run/pgha-vip/writer').content_string.strip() == '0'

@@ -18,9 +18,9 @@ second after its promotion, with no check script to wait for.
   reader   1 a streaming replica less than reader_max_lag_bytes behind (+50), else 0
   primary  1 a running, unfenced primary (+25 for the reader VIP), else 0
 
-  pgha-vip-state --once    print one verdict as JSON and exit (writes nothing)
-  pgha-vip-state --stopped what systemd runs after the daemon stops: FAULT, or hold
-                           for a node that was the primary
+  python3 pgha-vip-state --once     print one verdict as JSON and exit (writes nothing)
+  python3 pgha-vip-state --stopped  what systemd runs after the daemon stops: FAULT, or
+                                    hold for a node that was the primary
 """
 import json
 import os
