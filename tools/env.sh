@@ -13,4 +13,7 @@ export ANSIBLE_HOME=$PGHA_WORK/ansible-home
 # depends on live in the venv's site-packages.
 export ANSIBLE_COLLECTIONS_PATH=$PGHA_WORK/collections
 export ANSIBLE_CONFIG=$PGHA_ROOT/ansible.cfg
-export PGHA_IMAGE=${PGHA_IMAGE:-localhost/pgha-debian12:latest}
+# The lab's images (lab/build-image): Debian 13 with PostgreSQL 17 by default,
+# Debian 12 with PostgreSQL 15 for the default scenario's second cluster.
+export PGHA_IMAGE=${PGHA_IMAGE:-localhost/pgha-debian13:latest}
+export PGHA_IMAGE_BOOKWORM=${PGHA_IMAGE_BOOKWORM:-localhost/pgha-debian12:latest}

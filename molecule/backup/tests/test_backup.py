@@ -34,8 +34,8 @@ BAD_INPUT = {
         'extra_vars': {'backup_spool_path': 'var/spool/pgbackrest'},
         'expect': r'backup_spool_path\W+var/spool/pgbackrest\W+is\s+not\s+an\s+absolute\s+path'},
     'spool path is the data directory': {
-        'extra_vars': {'backup_spool_path': '/var/lib/postgresql/15/main'},
-        'expect': r'backup_spool_path\W+/var/lib/postgresql/15/main\W+is\s+/var/lib/postgresql/15/main,\s+which\s+'
+        'extra_vars': {'backup_spool_path': '/var/lib/postgresql/17/main'},
+        'expect': r'backup_spool_path\W+/var/lib/postgresql/17/main\W+is\s+/var/lib/postgresql/17/main,\s+which\s+'
                   r'belongs\s+to\s+PostgreSQL'},
     'logical path climbs out with ..': {
         'extra_vars': {'backup_logical_path': '/var/lib/pgbackrest/../../../etc'},
@@ -59,8 +59,8 @@ BAD_INPUT = {
         'extra_vars': {'backup_drill_path': '/var/lib/postgresql'},
         'expect': r'backup_drill_path\W+/var/lib/postgresql\W+is\s+a\s+system\s+directory'},
     'drill path contains the data directory': {
-        'extra_vars': {'backup_drill_path': '/var/lib/postgresql/15'},
-        'expect': r'backup_drill_path\W+/var/lib/postgresql/15\W+contains\s+/var/lib/postgresql/15/main'},
+        'extra_vars': {'backup_drill_path': '/var/lib/postgresql/17'},
+        'expect': r'backup_drill_path\W+/var/lib/postgresql/17\W+contains\s+/var/lib/postgresql/17/main'},
     'drill path in /run': {
         'extra_vars': {'backup_drill_path': '/run/pgha-drill'},
         'expect': r'backup_drill_path\W+/run/pgha-drill\W+lies\s+in\s+/run,\s+a\s+kernel\s+or\s+runtime\s+file\s+system'},
@@ -219,7 +219,7 @@ def timeline(name):
 
 
 def pg_log(name):
-    return node(name).run('cat /var/log/postgresql/postgresql-15-main.log').stdout
+    return node(name).run('cat /var/log/postgresql/postgresql-17-main.log').stdout
 
 
 def switch_wal(name):
@@ -504,7 +504,7 @@ def test_logical_dumps_reach_the_backup_host():
     sets = repo().run('ls -1 /var/lib/pgbackrest/dump/main').stdout.split()
     assert sets and sets[-1].endswith('Z') and not sets[-1].endswith('.partial'), sets
     latest = '/var/lib/pgbackrest/dump/main/' + sets[-1]
-    toc = repo().run('runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_restore --list %s/app.dump' % latest)
+    toc = repo().run('runuser -u postgres -- /usr/lib/postgresql/17/bin/pg_restore --list %s/app.dump' % latest)
     assert toc.rc == 0 and 'TABLE public pitr' in toc.stdout, toc.stdout + toc.stderr
     assert 'CREATE ROLE pgha_backup' in repo().file(latest + '/globals.sql').content_string
     # nothing stays on the database host
@@ -616,7 +616,7 @@ def test_dead_backup_host_does_not_stop_writes_and_archiving_catches_up():
         assert time.monotonic() - started < 10, 'writes slowed down while the backup host was dead'
         lib.wait_for(lambda: archiver(primary)[1] > failed_before, timeout=60, what='archiving to fail')
         assert archiver(primary)[0] < segments[-1]
-        ready = node(primary).run('ls /var/lib/postgresql/15/main/pg_wal/archive_status/').stdout
+        ready = node(primary).run('ls /var/lib/postgresql/17/main/pg_wal/archive_status/').stdout
         assert segments[-1] + '.ready' in ready
     finally:
         lib.podman('start', 'backup-repo')
@@ -641,7 +641,7 @@ def test_a_dead_backup_host_cannot_fill_the_primary_disk():
         segments = [switch_wal(primary) for i in range(6)]       # 6 x 16 MiB > 64 MiB
         lib.wait_for(lambda: archiver(primary)[0][:24] >= segments[-1], timeout=180, interval=2,
                      what='the queue dropped and reported archived')
-        ready = node(primary).run('ls /var/lib/postgresql/15/main/pg_wal/archive_status/').stdout
+        ready = node(primary).run('ls /var/lib/postgresql/17/main/pg_wal/archive_status/').stdout
         assert '.ready' not in ready, ready
         assert 'dropped' in pg_log(primary)
     finally:

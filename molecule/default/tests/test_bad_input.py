@@ -40,7 +40,12 @@ CASES = {
         expect=r"postgresql_replication_password is empty or shorter than 8 characters"),
     'unsupported version': dict(
         extra_vars={'postgresql_version': 11},
-        expect=r"postgresql_version=11 is not available here\. Debian bookworm ships PostgreSQL 15"),
+        expect=r"postgresql_version=11, but default-pg\d runs Debian 13 \(trixie\), which ships PostgreSQL 17 only\. "
+               r"Fix: set postgresql_version to 17"),
+    'PostgreSQL 15 on Debian 13 (Debian 12 ships it)': dict(
+        extra_vars={'postgresql_version': 15},
+        expect=r"postgresql_version=15, but default-pg\d runs Debian 13 \(trixie\), which ships PostgreSQL 17 only\..*"
+               r"use hosts of the Debian release that ships 15 \(Debian 12\)"),
     'wrong variable type (argument_specs)': dict(
         extra_vars={'postgresql_port': 'five-four-three-two'},
         expect=r"postgresql_port.*(unable to convert to int|is of type)"),

@@ -7,7 +7,7 @@ import uuid
 
 import pgha_testlib as lib
 
-SERVICE = 'postgresql@15-main'
+SERVICE = 'postgresql@17-main'
 
 
 def slot_of(node):
@@ -76,7 +76,7 @@ def test_shared_settings_and_host_override(nodes, groups):
         assert lib.psql(node, 'SHOW work_mem') == expected_work_mem, name
         # the override comes from the separate per-host file
         source = lib.psql(node, "SELECT sourcefile FROM pg_settings WHERE name = 'work_mem'")
-        assert source == ('/etc/postgresql/15/main/pgha-host.conf' if name == 'default-pg3' else '')
+        assert source == ('/etc/postgresql/17/main/pgha-host.conf' if name == 'default-pg3' else '')
 
 
 def test_no_trust_for_network_connections(nodes):
@@ -108,7 +108,7 @@ def test_replicas_are_clones_of_the_primary(primary, replicas):
 
 
 def test_check_mode_reports_but_changes_nothing(nodes):
-    conf = '/etc/postgresql/15/main/postgresql.conf'
+    conf = '/etc/postgresql/17/main/postgresql.conf'
     before = {n.backend.hostname: n.file(conf).md5sum for n in nodes}
     started = _start_times(nodes)
     proc = lib.run_playbook('site.yml', '--check', '--diff', '-e',
@@ -159,7 +159,7 @@ def test_reload_for_reloadable_settings_restart_only_when_needed(nodes):
 # --------------------------------------------------------------------------
 
 SETTINGS = {'shared_buffers': '64MB', 'log_min_duration_statement': 250}
-CONF_DIR = '/etc/postgresql/15/main'
+CONF_DIR = '/etc/postgresql/17/main'
 
 
 def _conf_state(nodes):
@@ -274,6 +274,44 @@ def test_a_primary_without_replicas_provisions(tmp_path):
     spare = lib.host('default-spare')
     assert lib.role_of(spare) == 'primary'
     assert lib.psql(spare, 'SELECT count(*) FROM pg_replication_slots') == '0'
+    proc = lib.run_playbook_with(inventory, 'site.yml', *args)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert lib.changed_hosts(proc.stdout) == {}
+
+
+# --------------------------------------------------------------------------
+# Last: the other supported platform, Debian 12 with PostgreSQL 15
+# --------------------------------------------------------------------------
+
+def test_debian12_refuses_postgresql17_before_any_change(tmp_path):
+    """Debian 12 ships PostgreSQL 15 only: the default (17) is refused in preflight, naming
+    postgresql_version and the value to set, and nothing is installed."""
+    inventory = lib.write_inventory(tmp_path, ['default-old1'], ['default-old2'])
+    proc = lib.run_playbook_with(inventory, 'site.yml', '-e', 'keepalived_writer_vip=')
+    assert proc.returncode != 0
+    assert re.search(r'postgresql_version=17, but default-old\d runs Debian 12 \(bookworm\), which ships PostgreSQL '
+                     r'15 only\. Fix: set postgresql_version to 15', proc.stdout), proc.stdout[-3000:]
+    assert lib.changed_hosts(proc.stdout) == {}
+    for name in ('default-old1', 'default-old2'):
+        assert not lib.host(name).package('postgresql-15').is_installed
+
+
+def test_debian12_postgresql15_cluster(tmp_path):
+    """The same site.yml provisions Debian 12 / PostgreSQL 15: a primary and a streaming replica on
+    its slot, a row written on the primary on the replica, and a re-run that changes nothing."""
+    inventory = lib.write_inventory(tmp_path, ['default-old1'], ['default-old2'])
+    args = ('-e', 'keepalived_writer_vip=', '-e', 'postgresql_version=15')
+    proc = lib.run_playbook_with(inventory, 'site.yml', *args)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    primary, replica = lib.host('default-old1'), lib.host('default-old2')
+    assert lib.psql(primary, 'SHOW server_version_num').startswith('15')
+    assert primary.service('postgresql@15-main').is_running
+    assert lib.role_of(primary) == 'primary' and lib.role_of(replica) == 'standby'
+    assert lib.psql(primary, "SELECT state || ' ' || slot_name FROM pg_stat_replication JOIN pg_replication_slots "
+                             "ON active_pid = pid") == 'streaming default_old2'
+    lib.psql(primary, 'CREATE TABLE bookworm_probe (v text); INSERT INTO bookworm_probe VALUES (\'on 15\')')
+    lib.wait_for(lambda: lib.psql(replica, 'SELECT v FROM bookworm_probe', check=False).stdout.strip() == 'on 15',
+                 timeout=30, what='the row on the Debian 12 replica')
     proc = lib.run_playbook_with(inventory, 'site.yml', *args)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert lib.changed_hosts(proc.stdout) == {}

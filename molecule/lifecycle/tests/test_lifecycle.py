@@ -31,9 +31,9 @@ IPS = {'lifecycle-pg1': '10.89.73.11', 'lifecycle-pg2': '10.89.73.12', 'lifecycl
 WRITER_VIP = '10.89.73.100'
 READER_VIP = '10.89.73.101'
 APP_PASSWORD = 'lifecycle-app-secret'
-SERVICE = 'postgresql@15-main'
-DATA = '/var/lib/postgresql/15/main'
-FENCE = '/var/lib/postgresql/15/.pgha-fenced-main'
+SERVICE = 'postgresql@17-main'
+DATA = '/var/lib/postgresql/17/main'
+FENCE = '/var/lib/postgresql/17/.pgha-fenced-main'
 #: Seconds within which a partitioned former primary fences itself once the network heals
 #: (the README states this bound: the fence watch asks its peers every 2 s).
 FENCE_BOUND = 10
@@ -95,7 +95,7 @@ def test_provisioned_cluster_with_vips_sync_and_fence_watch():
         assert node(n).service('pgha-fence-watch').is_running, n
         # the node that created the cluster serves as primary: its initdb marker is retired,
         # and the replicas, cloned from it, no longer keep theirs
-        assert not node(n).file('/var/lib/postgresql/15/.pgha-initdb-main').exists, n
+        assert not node(n).file('/var/lib/postgresql/17/.pgha-initdb-main').exists, n
     primary = node('lifecycle-pg1')
     lib.psql(primary, 'CREATE TABLE acked (id int PRIMARY KEY, at timestamptz DEFAULT now())', db='app')
     lib.psql(primary, 'GRANT INSERT, SELECT ON acked TO app', db='app')
