@@ -110,6 +110,12 @@ def member_address(hostvars_of_host):
     return None
 
 
+def host_cidr(address):
+    """The one-host network of an address, as pg_hba.conf wants it: 10.0.0.1/32, fd00::1/128."""
+    ip = ipaddress.ip_address(str(address).strip())
+    return '%s/%d' % (ip, ip.max_prefixlen)
+
+
 def _is_ip(text):
     try:
         ipaddress.ip_address(text)
@@ -178,23 +184,25 @@ def members_errors(members):
 # postgresql.conf
 # --------------------------------------------------------------------------
 
-def needed_wal_senders(member_count):
+def needed_wal_senders(member_count, extra=0):
     """WAL senders a primary needs: every other member cloning at once (pg_basebackup
     takes two: the copy and the WAL stream), plus two for the split-brain guard's
-    short IDENTIFY_SYSTEM connections."""
-    return 2 * max(int(member_count) - 1, 0) + 2
+    short IDENTIFY_SYSTEM connections, plus what other replication clients take
+    (extra: the native engine's backups, two)."""
+    return 2 * max(int(member_count) - 1, 0) + 2 + int(extra or 0)
 
 
-def needed_replication_slots(member_count):
-    """One physical slot per other member, on whichever node is the primary."""
-    return max(int(member_count) - 1, 0)
+def needed_replication_slots(member_count, extra=0):
+    """One physical slot per other member, on whichever node is the primary, plus what
+    other replication clients take (extra: a backup's temporary slot)."""
+    return max(int(member_count) - 1, 0) + int(extra or 0)
 
 
-def settings_baseline_limits(member_count, floor=10):
+def settings_baseline_limits(member_count, floor=10, extra_senders=0, extra_slots=0):
     """max_wal_senders and max_replication_slots for the baseline: the role's floor, or
     what the cluster needs when that is more."""
-    return {'max_wal_senders': max(int(floor), needed_wal_senders(member_count)),
-            'max_replication_slots': max(int(floor), needed_replication_slots(member_count))}
+    return {'max_wal_senders': max(int(floor), needed_wal_senders(member_count, extra_senders)),
+            'max_replication_slots': max(int(floor), needed_replication_slots(member_count, extra_slots))}
 
 
 def _dict_errors(varname, settings, reserved):
@@ -239,9 +247,11 @@ def pg_settings_merge(*dicts):
     return merged
 
 
-def pg_settings_errors(shared, host, baseline, addon, reserved, member_count, address=None):
+def pg_settings_errors(shared, host, baseline, addon, reserved, member_count, address=None, extra_senders=0,
+                       extra_slots=0):
     """What in postgresql_settings / postgresql_host_settings would stop the server or
-    replication, or break postgresql.conf. baseline and addon are the role's own."""
+    replication, or break postgresql.conf. baseline and addon are the role's own;
+    extra_senders/extra_slots: what other replication clients need (the native backups)."""
     reserved = [str(r).lower() for r in (reserved or [])]
     errors = _dict_errors('postgresql_settings', shared, reserved)
     errors += _dict_errors('postgresql_host_settings', host, reserved)
@@ -284,8 +294,9 @@ def pg_settings_errors(shared, host, baseline, addon, reserved, member_count, ad
                       'not replicate from it. Fix: "*" (pg_hba still limits who gets in), or a list that includes '
                       'the address.' % (where('listen_addresses'), ','.join(listen),
                                         ' ' + address if address else ''))
-    limits = {'max_wal_senders': needed_wal_senders(member_count),
-              'max_replication_slots': needed_replication_slots(member_count)}
+    limits = {'max_wal_senders': needed_wal_senders(member_count, extra_senders),
+              'max_replication_slots': needed_replication_slots(member_count, extra_slots)}
+    extra = {'max_wal_senders': int(extra_senders or 0), 'max_replication_slots': int(extra_slots or 0)}
     for name, need in sorted(limits.items()):
         value = _pg_int(eff.get(name, need))
         if value is None:
@@ -294,8 +305,10 @@ def pg_settings_errors(shared, host, baseline, addon, reserved, member_count, ad
             errors.append('%s.%s=%d is too low for %d members: they need at least %d (%s). Fix: raise it to %d or '
                           'more, or remove it (the role derives it from the members).'
                           % (where(name), name, value, int(member_count), need,
-                             'every other member cloning at once takes two, plus two for the split-brain guard'
-                             if name == 'max_wal_senders' else 'one slot per other member', need))
+                             ('every other member cloning at once takes two, plus two for the split-brain guard'
+                              if name == 'max_wal_senders' else 'one slot per other member')
+                             + (', plus %d for the backups (postgresql_addon_replication_clients)' % extra[name]
+                                if extra[name] else ''), need))
     max_conn = _pg_int(eff.get('max_connections', 100))
     senders = _pg_int(eff.get('max_wal_senders', 10))
     reserved_conn = _pg_int(eff.get('superuser_reserved_connections', 3))
@@ -518,6 +531,7 @@ class FilterModule(object):
     def filters(self):
         return {
             'cluster_members': cluster_members,
+            'host_cidr': host_cidr,
             'member_address': member_address,
             'members_errors': members_errors,
             'peers': peers,

@@ -7,6 +7,7 @@ import jinja2
 import pytest
 
 from ansible_collections.pgha.cluster.plugins.filter.validate import (
+    host_cidr,
     cluster_members,
     databases_errors,
     conf_errors_rejected,
@@ -14,6 +15,7 @@ from ansible_collections.pgha.cluster.plugins.filter.validate import (
     describe_conf_error,
     member_address,
     members_errors,
+    needed_replication_slots,
     needed_wal_senders,
     peers,
     pg_bool,
@@ -369,3 +371,17 @@ def test_conf_errors_a_value_rejected_for_a_reloadable_setting_is_wrong():
     assert [r['name'] for r in conf_errors_rejected(ROWS)] == ['work_mem', 'wrok_mem', None]
     assert 'work_mem' not in conf_errors_restart(ROWS)
     assert conf_errors_rejected([]) == [] and conf_errors_restart(None) == []
+
+
+def test_host_cidr():
+    assert host_cidr('10.0.0.7') == '10.0.0.7/32'
+    assert host_cidr(' fd00::7 ') == 'fd00::7/128'
+
+
+def test_limits_count_other_replication_clients():
+    assert needed_wal_senders(3) == 6 and needed_wal_senders(3, 2) == 8
+    assert needed_replication_slots(3, 1) == 3
+    assert settings_baseline_limits(9, 10, 2, 1) == {'max_wal_senders': 20, 'max_replication_slots': 10}
+    errors = pg_settings_errors({'max_wal_senders': 6}, {}, {}, {}, [], 3, None, 2, 1)
+    assert any('max_wal_senders=6 is too low for 3 members: they need at least 8' in e and
+               'plus 2 for the backups (postgresql_addon_replication_clients)' in e for e in errors), errors
