@@ -137,6 +137,31 @@ def cron_to_oncalendar(expr):
         '*' if minutes is None else _join(minutes))
 
 
+def cron_max_gap(expr):
+    """The longest time, in seconds, between two consecutive runs of a schedule (UTC), over
+    the 8 years from 2024 (every leap-year and weekday combination); None when it never
+    runs in them (say "0 0 31 2 *")."""
+    import datetime
+    try:
+        minutes, hours, days, months, weekdays = parse(expr)
+    except CronError as e:
+        raise AnsibleFilterError('cron_max_gap: %s' % e)
+    minutes = minutes if minutes is not None else list(range(60))
+    hours = hours if hours is not None else list(range(24))
+    epoch = datetime.datetime(1970, 1, 1)
+    runs = []
+    day = datetime.date(2024, 1, 1)
+    while day.year < 2032:
+        if ((months is None or day.month in months) and (days is None or day.day in days)
+                and (weekdays is None or (day.weekday() + 1) % 7 in weekdays)):
+            base = int((datetime.datetime(day.year, day.month, day.day) - epoch).total_seconds())
+            runs.extend(base + h * 3600 + m * 60 for h in hours for m in minutes)
+        day += datetime.timedelta(days=1)
+    if len(runs) < 2:
+        return None if not runs else 8 * 366 * 86400
+    return max(b - a for a, b in zip(runs, runs[1:]))
+
+
 class FilterModule(object):
     def filters(self):
-        return {'cron_error': cron_error, 'cron_to_oncalendar': cron_to_oncalendar}
+        return {'cron_error': cron_error, 'cron_to_oncalendar': cron_to_oncalendar, 'cron_max_gap': cron_max_gap}

@@ -3,11 +3,13 @@
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pgha.cluster.plugins.filter.cron import FilterModule, cron_error, cron_to_oncalendar, parse
+from ansible_collections.pgha.cluster.plugins.filter.cron import (FilterModule, cron_error, cron_max_gap,
+                                                                cron_to_oncalendar, parse)
 
 
 def test_filters_are_exported():
-    assert FilterModule().filters() == {'cron_error': cron_error, 'cron_to_oncalendar': cron_to_oncalendar}
+    assert FilterModule().filters() == {'cron_error': cron_error, 'cron_to_oncalendar': cron_to_oncalendar,
+                                        'cron_max_gap': cron_max_gap}
 
 
 @pytest.mark.parametrize('expr, expected', [
@@ -62,3 +64,23 @@ def test_not_a_string():
 def test_parse_star_and_sunday_seven():
     assert parse('* * * * 7') == [None, None, None, None, [0]]
     assert parse('0 0 * * 0-7')[4] == [0, 1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize('expr,seconds', [
+    ('0 1 * * 0', 7 * 86400),            # weekly
+    ('0 1 * * 1-6', 2 * 86400),          # Saturday 01:00 -> Monday 01:00
+    ('0 */4 * * *', 4 * 3600),
+    ('30 2 * * *', 86400),
+    ('@daily', 86400),
+    ('0 0 1 * *', 31 * 86400),           # monthly: the longest month
+    ('0 0 29 2 *', 1461 * 86400),        # leap days only
+    ('15,45 * * * *', 30 * 60),
+])
+def test_cron_max_gap(expr, seconds):
+    assert cron_max_gap(expr) == seconds
+
+
+def test_cron_max_gap_of_a_schedule_that_never_runs_and_of_a_bad_one():
+    assert cron_max_gap('0 0 31 2 *') is None
+    with pytest.raises(AnsibleFilterError, match='cron_max_gap'):
+        cron_max_gap('0 1 * *')
