@@ -34,7 +34,7 @@ import time
 import unicodedata
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pgha.cluster.plugins.filter.cron import cron_to_oncalendar
+from ansible_collections.pgha.cluster.plugins.filter.cron import CronError, cron_max_gap, cron_to_oncalendar
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import format_table
 
 KINDS = ('full', 'diff', 'incr', 'dump')
@@ -214,14 +214,15 @@ def restore_plan(nodes, info, restore_type='latest', target='', backup_set='', h
     `pgbackrest info --output=json` of the backup host (None when it did not
     answer). Returns {action: restore|refuse, reason, override, host,
     replicas, unreachable, primary_running, type, target, target_words,
-    backup, args}. timeline: follow this timeline (default: pgBackRest's and
-    PostgreSQL's, the latest one in the archive).
+    backup, args, recovery}. timeline: follow this timeline (default: pgBackRest's and
+    PostgreSQL's, the latest one in the archive). args are pgbackrest restore's; recovery
+    are the same settings for PostgreSQL itself (the native engine writes them).
     """
     if not isinstance(nodes, list) or not nodes:
         raise AnsibleFilterError('restore_plan expects the list from survey_nodes')
     plan = {'action': 'refuse', 'reason': '', 'override': None, 'host': None, 'replicas': [], 'unreachable': [],
             'primary_running': None, 'type': restore_type, 'target': target, 'target_words': '', 'backup': None,
-            'args': []}
+            'args': [], 'recovery': {}}
 
     def refuse(reason, override=None):
         plan.update(reason=reason, override=override)
@@ -370,6 +371,16 @@ def restore_plan(nodes, info, restore_type='latest', target='', backup_set='', h
     if timeline and restore_type != 'immediate':
         args.append('--target-timeline=%s' % timeline)
     plan['args'] = args
+    recovery = {}
+    if restore_type == 'immediate':
+        recovery = {'recovery_target': 'immediate', 'recovery_target_action': 'promote'}
+    elif needs_target:
+        recovery = {'recovery_target_%s' % restore_type: target, 'recovery_target_action': 'promote'}
+        if exclusive and restore_type in ('time', 'lsn', 'xid'):
+            recovery['recovery_target_inclusive'] = 'off'
+    if restore_type != 'immediate':
+        recovery['recovery_target_timeline'] = timeline or 'latest'
+    plan['recovery'] = recovery
     plan.update(action='restore', reason='restore %s from backup %s (%s, finished %s) %s; every commit after that '
                                          'is discarded on every node.' % (
                                              chosen_host, chosen['label'], chosen['type'], _ts(chosen['stop']),
@@ -640,9 +651,75 @@ def backup_csr_errors(checks, repo_host=''):
     return errors
 
 
+# --------------------------------------------------------------------------
+# The native engine (PostgreSQL 17's incremental backups)
+# --------------------------------------------------------------------------
+
+_SIZE = re.compile(r'^([0-9]+)\s*([KMGTP]?)(I?B?)$', re.I)
+_MINUTES = re.compile(r'^([0-9]+)\s*(min|h|d)?$')
+
+
+def backup_size_bytes(value):
+    """'4GiB', '512MiB', '1024' -> bytes (K, M, G, T, P are powers of 1024, as for pgBackRest)."""
+    m = _SIZE.match(str(value).strip())
+    if not m:
+        raise AnsibleFilterError('backup_size_bytes: %r is not a size such as 4GiB' % (value,))
+    return int(m.group(1)) * 1024 ** ' KMGTP'.index(m.group(2).upper() or ' ')
+
+
+def summary_keep_minutes(value):
+    """wal_summary_keep_time as PostgreSQL reads it ('10d', '36h', '600min', 14400) -> minutes, or None."""
+    m = _MINUTES.match(str(value).strip())
+    if not m:
+        return None
+    return int(m.group(1)) * {'min': 1, 'h': 60, 'd': 1440}[m.group(2) or 'min']
+
+
+def native_schedule_errors(schedule, keep_time, variable='backup_wal_summary_keep_time'):
+    """The native engine's incremental and differential backups read the WAL summaries back to
+    their parent, which is never older than the last full backup: wal_summary_keep_time must
+    outlast the longest gap between two scheduled full backups. [] when it does."""
+    keep = summary_keep_minutes(keep_time)
+    if keep is None or keep < 1:
+        return ['%s=%r is not a duration PostgreSQL takes for wal_summary_keep_time. Fix: minutes, or a number with '
+                'min, h or d, for example 10d.' % (variable, keep_time)]
+    schedule = schedule or {}
+    partial = [k for k in ('diff', 'incr') if schedule.get(k)]
+    if not partial:
+        return []
+    if not schedule.get('full'):
+        return ['backup_schedule has %s backups but no full one: an incremental backup needs a parent no older than '
+                '%s (%s). Fix: schedule full backups too (backup_schedule.full).'
+                % (' and '.join(partial), variable, keep_time)]
+    try:
+        gap = cron_max_gap(schedule['full'])
+    except (AnsibleFilterError, CronError):
+        return []       # the schedule's own check names that one
+    if gap is None:
+        return ['backup_schedule.full %r never runs, so the %s backups would have no recent parent. Fix: a schedule '
+                'that runs.' % (schedule['full'], ' and '.join(partial))]
+    need = -(-gap // 60) + 60
+    if keep < need:
+        return ['%s=%s is shorter than the longest gap between two full backups (backup_schedule.full %r: %s): the '
+                '%s backups taken at the end of that gap could not read the WAL summaries back to their parent. Fix: '
+                'set %s to %dh or more, or schedule full backups more often.'
+                % (variable, keep_time, schedule['full'], _duration(gap), ' and '.join(partial), variable,
+                   -(-need // 60))]
+    return []
+
+
+def _duration(seconds):
+    days, rest = divmod(int(seconds), 86400)
+    return ('%d days' % days if days and not rest else
+            '%d days %d hours' % (days, rest // 3600) if days else '%d hours' % (rest // 3600))
+
+
 class FilterModule(object):
     def filters(self):
         return {
+            'backup_size_bytes': backup_size_bytes,
+            'summary_keep_minutes': summary_keep_minutes,
+            'native_schedule_errors': native_schedule_errors,
             'backup_cron_jobs': backup_cron_jobs,
             'backup_timers': backup_timers,
             'backup_table': backup_table,

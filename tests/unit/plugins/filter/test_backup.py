@@ -51,8 +51,8 @@ NODES = [node('db1', 'primary'), node('db2'), node('db3')]
 def test_filters_are_exported():
     assert sorted(FilterModule().filters()) == [
         'backup_address_errors', 'backup_conf_value', 'backup_cron_jobs', 'backup_csr_errors', 'backup_name_errors',
-        'backup_option_errors', 'backup_path_errors', 'backup_table', 'backup_table_errors', 'backup_timers',
-        'restore_plan']
+        'backup_option_errors', 'backup_path_errors', 'backup_size_bytes', 'backup_table', 'backup_table_errors',
+        'backup_timers', 'native_schedule_errors', 'restore_plan', 'summary_keep_minutes']
 
 
 def test_cron_jobs_for_a_schedule():
@@ -110,6 +110,8 @@ def test_latest_restores_the_running_primary_from_the_newest_backup():
     assert plan['backup']['label'] == '20261125-100000F_20261125-120000I'
     assert plan['args'] == ['--stanza=main', '--delta', '--set=20261125-100000F_20261125-120000I', '--type=default']
     assert 'latest' in plan['target_words']
+    # the same for PostgreSQL itself (the native engine): replay everything, on the latest timeline
+    assert plan['recovery'] == {'recovery_target_timeline': 'latest'}
 
 
 def test_time_target_picks_the_newest_backup_that_ended_before_it():
@@ -124,6 +126,19 @@ def test_time_target_picks_the_newest_backup_that_ended_before_it():
     plan = restore_plan(NODES, INFO, 'time', '2026-11-25 12:30:00', exclusive=True)
     assert plan['backup']['label'].endswith('120000I')
     assert 'read as UTC' in plan['target_words'] and '--target-exclusive' in plan['args']
+    assert plan['recovery'] == {'recovery_target_time': '2026-11-25 12:30:00+00', 'recovery_target_action': 'promote',
+                                'recovery_target_inclusive': 'off', 'recovery_target_timeline': 'latest'}
+
+
+def test_recovery_settings_for_the_native_engine():
+    assert restore_plan(NODES, INFO, 'immediate')['recovery'] == {
+        'recovery_target': 'immediate', 'recovery_target_action': 'promote'}
+    plan = restore_plan(NODES, INFO, 'xid', '7421', timeline='3')
+    assert plan['recovery'] == {'recovery_target_xid': '7421', 'recovery_target_action': 'promote',
+                                'recovery_target_timeline': '3'}
+    assert restore_plan(NODES, INFO, 'name', 'before-migration')['recovery']['recovery_target_name'] == \
+        'before-migration'
+    assert restore_plan(NODES, INFO, 'lsn', '0/6000000', exclusive=True)['recovery']['recovery_target_inclusive'] == 'off'
 
 
 def test_lsn_target_picks_by_position():
@@ -451,3 +466,39 @@ def test_a_request_claiming_the_backup_host_is_refused_with_the_fix():
 def test_other_bad_requests_are_refused(check, words):
     errors = backup_csr_errors([check], 'bk1')
     assert len(errors) == 1 and words in errors[0] and 'db1' in errors[0], errors
+
+
+# --- the native engine -----------------------------------------------------
+
+def test_backup_size_bytes():
+    from ansible_collections.pgha.cluster.plugins.filter.backup import backup_size_bytes
+    assert backup_size_bytes('4GiB') == 4 * 1024 ** 3 and backup_size_bytes('512MiB') == 512 * 1024 ** 2
+    assert backup_size_bytes('64MB') == 64 * 1024 ** 2 and backup_size_bytes(1024) == 1024
+    with pytest.raises(AnsibleFilterError):
+        backup_size_bytes('four gigs')
+
+
+def test_summary_keep_minutes():
+    from ansible_collections.pgha.cluster.plugins.filter.backup import summary_keep_minutes
+    assert summary_keep_minutes('10d') == 14400 and summary_keep_minutes('36h') == 2160
+    assert summary_keep_minutes(90) == 90 and summary_keep_minutes('90min') == 90
+    assert summary_keep_minutes('10 days') is None and summary_keep_minutes('-1') is None
+
+
+@pytest.mark.parametrize('schedule,keep,expect', [
+    ({'full': '0 1 * * 0', 'diff': '0 1 * * 1-6', 'incr': ''}, '10d', None),           # weekly fulls, 10 days
+    ({'full': '0 1 * * 0', 'incr': '0 */4 * * *'}, '7d', 'set backup_wal_summary_keep_time to 169h or more'),
+    ({'full': '0 0 1 * *', 'incr': '0 1 * * *'}, '10d', 'backup_schedule.full \'0 0 1 * *\': 31 days'),
+    ({'full': '0 0 1 * *', 'incr': '0 1 * * *'}, '32d', None),
+    ({'full': '', 'incr': '0 1 * * *'}, '10d', 'has incr backups but no full one'),
+    ({'full': '0 1 * * 0', 'incr': ''}, '1h', None),                                  # fulls only: no parent
+    ({'full': '0 0 31 2 *', 'incr': '0 1 * * *'}, '10d', 'never runs'),
+    ({'full': '0 1 * * 0', 'incr': '0 1 * * *'}, 'ten days', 'is not a duration'),
+])
+def test_native_schedule_errors(schedule, keep, expect):
+    from ansible_collections.pgha.cluster.plugins.filter.backup import native_schedule_errors
+    errors = native_schedule_errors(schedule, keep)
+    if expect is None:
+        assert errors == []
+    else:
+        assert len(errors) == 1 and expect in errors[0], errors
