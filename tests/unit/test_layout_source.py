@@ -64,5 +64,5 @@ def test_the_patterns_catch_what_they_should():
                "['postgresql-' ~ v]", 'postgresql-15-cron', "{{ postgresql_version | default(15) }}",
                "hostvars[h]['ansible_facts']['default_ipv4']['address']", 'login_unix_socket: /var/run/postgresql']
     for sample in samples:
-        assert any(p.search(sample) for p, _ in FORBIDDEN), sample
-    assert not any(p.search('path: /etc/postgresql-common/createcluster.conf') for p, _ in FORBIDDEN)
+        assert any(pattern.search(sample) for pattern, what in FORBIDDEN), sample
+    assert not any(pattern.search('path: /etc/postgresql-common/createcluster.conf') for pattern, what in FORBIDDEN)

@@ -3,8 +3,8 @@
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pgha.cluster.plugins.filter.cron import (FilterModule, cron_error, cron_max_gap,
-                                                                cron_to_oncalendar, parse)
+from ansible_collections.pgha.cluster.plugins.filter.cron import (
+    FilterModule, cron_error, cron_max_gap, cron_to_oncalendar, parse)
 
 
 def test_filters_are_exported():
