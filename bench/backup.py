@@ -1,6 +1,5 @@
-"""bench/backup: see the shell wrapper. Uses the lab helpers (lab/lib.sh) for
-the containers and the collection's own playbooks for provisioning and the
-point-in-time restore."""
+"""bench/backup: see the shell wrapper. Uses the lab helpers (lab/lib.sh, through benchlib) for the containers
+and the collection's own playbooks for provisioning and the point-in-time restore."""
 
 import json
 import os
@@ -15,14 +14,28 @@ WORK = os.path.join(os.environ['PGHA_WORK'], 'bench-backup')
 NET, SUBNET = 'pgha-bench-bk', '10.89.63.0/24'
 NODES = {'bbk1': '10.89.63.11', 'bbkrepo': '10.89.63.20'}
 SCALE = int(os.environ.get('BENCH_SCALE', '150'))
-DATA = '/var/lib/postgresql/15/main'
+PG_PARENT = '/var/lib/postgresql/17'
+DATA = PG_PARENT + '/main'
+SERVICE = 'postgresql@17-main'
+NATIVE = '/usr/local/sbin/pgha-native'
+ENGINES = ('pgbackrest', 'native')
+TITLE = {'pgbackrest': 'pgBackRest', 'native': 'native'}
+# Archived WAL in the repository (pgBackRest: lz4-compressed segments; native: plain 16 MB segments)
+WAL_ARCHIVE = {'pgbackrest': '/var/lib/pgbackrest/archive/main', 'native': '/var/lib/pgbackrest/native/main/wal'}
+# The fixed change before the incremental backup, and the writes around the restore target: the same
+# pgbench transactions (count, clients, seed) for both engines
+CLIENTS = 4
+CHANGE_TX = 2500        # per client
+PITR_TX = 1000          # per client, once before and once after the restore target
+SEED = 42
 
 
 def run(name, *cmd, check=True):
     """A command inside a container; returns stdout."""
     proc = subprocess.run(['podman', 'exec', container(name)] + list(cmd), capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
-        sys.exit('%s on %s failed (rc %d): %s' % (' '.join(cmd), name, proc.returncode, proc.stderr[-2000:]))
+        sys.exit('%s on %s failed (rc %d): %s' % (' '.join(cmd), name, proc.returncode,
+                                                  (proc.stderr or proc.stdout)[-2000:]))
     return proc.stdout.strip()
 
 
@@ -38,6 +51,19 @@ def timed(fn, *args):
     start = time.monotonic()
     fn(*args)
     return time.monotonic() - start
+
+
+def pgbench(tx_per_client):
+    as_pg('bbk1', 'pgbench', '-n', '-c', str(CLIENTS), '-j', str(CLIENTS), '-t', str(tx_per_client),
+          '--random-seed=%d' % SEED, 'app')
+
+
+def wal_lsn():
+    return psql('SELECT pg_current_wal_lsn()')
+
+
+def wal_since(lsn):
+    return int(psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '%s')" % lsn).split('.')[0])
 
 
 def plain_copy(src, parent, dst, dest):
@@ -56,19 +82,43 @@ def copy_key():
         run(name, 'chmod', '0600', '/root/.ssh/bench_key')
 
 
-def inventory():
-    return write_inventory(os.path.join(WORK, 'hosts.yml'), {
+def inventory(engine):
+    variables = {
         'postgresql_replication_password': 'bench-replication-secret',
         'postgresql_settings': {'shared_buffers': '256MB', 'max_wal_size': '4GB'},
         'pg_primary_databases': [{'name': 'app'}],
         'backup_retention_full': 2,
         'backup_process_max': 2,
-        'backup_initial_full': False,
-    }, {'primary': {'bbk1': NODES['bbk1']}, 'replicas': {}, 'backup': {'bbkrepo': NODES['bbkrepo']}})
+        'backup_initial_full': False,      # the benchmark times the first full backup itself
+    }
+    if engine == 'native':
+        variables['backup_engine'] = 'native'
+    return write_inventory(os.path.join(WORK, 'hosts-%s.yml' % engine), variables, {
+        'primary': {'bbk1': NODES['bbk1']}, 'replicas': {}, 'backup': {'bbkrepo': NODES['bbkrepo']}})
 
 
 def playbook(inv, name, *extra):
     return benchlib.playbook(WORK, inv, name, *extra)
+
+
+def backup(engine, btype):
+    """One backup on the backup host as postgres, the way the schedule takes it."""
+    if engine == 'pgbackrest':
+        as_pg('bbkrepo', 'pgbackrest', '--stanza=main', 'backup', '--type=' + btype)
+    else:
+        as_pg('bbkrepo', 'python3', NATIVE, 'backup', btype)
+
+
+def newest_backup(engine, btype):
+    """The newest backup's entry of `info` (the same JSON shape for both engines); it must be of type btype."""
+    if engine == 'pgbackrest':
+        out = as_pg('bbkrepo', 'pgbackrest', '--stanza=main', '--output=json', 'info')
+    else:
+        out = as_pg('bbkrepo', 'python3', NATIVE, 'info', '--json')
+    newest = json.loads(out)[0]['backup'][-1]
+    if newest['type'] != btype:
+        sys.exit('%s: the newest backup %s is a %s backup, not %s' % (engine, newest['label'], newest['type'], btype))
+    return newest
 
 
 def wait_open(timeout=120):
@@ -79,85 +129,131 @@ def wait_open(timeout=120):
         time.sleep(1)
 
 
+def du(name, path):
+    return int(run(name, 'du', '-sb', path).split()[0])
+
+
 def data_bytes():
     """The data directory without pg_wal: what a backup copies (WAL reaches the repository by archiving)."""
     return int(run('bbk1', 'du', '-sb', '--exclude=pg_wal', DATA).split()[0])
 
 
+def utc_now_seconds():
+    """The primary's clock, truncated to the second, as restore_target takes it."""
+    return psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00'")
+
+
+def measure_floor(r):
+    """A plain copy of the data directory from the primary to the backup host (the same files a backup reads)."""
+    run('bbkrepo', 'rm', '-rf', '/var/tmp/plain')
+    run('bbkrepo', 'install', '-d', '/var/tmp/plain')
+    copy_key()
+    seconds = timed(plain_copy, 'bbk1', PG_PARENT, 'bbkrepo', '/var/tmp/plain')
+    stored = du('bbkrepo', '/var/tmp/plain')
+    run('bbkrepo', 'rm', '-rf', '/var/tmp/plain')
+    print('   plain copy (tar over SSH): %.1fs, %.0f MB' % (seconds, stored / 1e6))
+    r['floor_s'], r['floor_b'] = seconds, stored
+
+
+def measure(engine, with_floor):
+    """A, B and C for one engine on fresh containers; returns {measure: value}."""
+    r = {}
+    print('== %s' % TITLE[engine])
+    benchlib.fresh_nodes(NODES, NET, SUBNET)
+    inv = inventory(engine)
+    r['site'] = playbook(inv, 'site.yml')
+    print('   provisioning (site.yml): %.1fs' % r['site'])
+    t = time.monotonic()
+    as_pg('bbk1', 'pgbench', '-i', '-q', '-s', str(SCALE), 'app')
+    psql('CHECKPOINT')
+    r['data'] = data_bytes()
+    print('   pgbench -i -s %d: data directory %.2f GB without pg_wal, in %.1fs'
+          % (SCALE, r['data'] / 1e9, time.monotonic() - t))
+
+    # A. full backup
+    r['full_s'] = timed(backup, engine, 'full')
+    full = newest_backup(engine, 'full')
+    r['full_b'] = full['info']['repository']['delta']
+    print('   A. full backup %s: %.1fs, stored %.0f MB' % (full['label'], r['full_s'], r['full_b'] / 1e6))
+    if with_floor:
+        measure_floor(r)
+
+    # B. incremental backup after a fixed change
+    lsn = wal_lsn()
+    t = time.monotonic()
+    pgbench(CHANGE_TX)
+    r['change_s'] = time.monotonic() - t
+    r['change_wal'] = wal_since(lsn)
+    r['incr_s'] = timed(backup, engine, 'incr')
+    incr = newest_backup(engine, 'incr')
+    r['incr_b'] = incr['info']['repository']['delta']
+    r['wal_archive'] = du('bbkrepo', WAL_ARCHIVE[engine])
+    print('   B. pgbench %d x %d tx in %.1fs wrote %.0f MB of WAL; incremental backup %s: %.1fs, stored %.1f MB'
+          % (CLIENTS, CHANGE_TX, r['change_s'], r['change_wal'] / 1e6, incr['label'], r['incr_s'], r['incr_b'] / 1e6))
+
+    # C. point-in-time restore with restore.yml: writes after the incremental, the target, more writes
+    lsn = wal_lsn()
+    pgbench(PITR_TX)
+    time.sleep(1.1)                     # every commit so far lies before the target (whole seconds)
+    target = utc_now_seconds()
+    expected = psql('SELECT count(*) FROM pgbench_history')
+    time.sleep(1.1)                     # every later commit lies after it
+    pgbench(PITR_TX)
+    r['pitr_wal'] = wal_since(lsn)
+    r['pitr_s'] = playbook(inv, 'restore.yml', '-e', 'restore_type=time', '-e', "restore_target='%s'" % target,
+                           '-e', 'restore_confirm=true')
+    wait_open()
+    got = psql('SELECT count(*) FROM pgbench_history')
+    r['pitr_rows'] = 'ok' if got == expected else 'NO: %s rows, %s at the target' % (got, expected)
+    print('   C. PITR to %s (incremental + %.0f MB of WAL written since): restore.yml %.1fs; database open, '
+          'pgbench_history as at the target: %s' % (target, r['pitr_wal'] / 1e6, r['pitr_s'], r['pitr_rows']))
+    return r
+
+
+def table(res, floor):
+    pb, na = res['pgbackrest'], res['native']
+    print('\nscale %d: data directory %.2f GB without pg_wal (pgBackRest lab), %.2f GB (native lab)'
+          % (SCALE, pb['data'] / 1e9, na['data'] / 1e9))
+    print('change before the incremental: pgbench %d clients x %d tx, WAL written %.0f MB (pgBackRest lab), '
+          '%.0f MB (native lab)' % (CLIENTS, CHANGE_TX, pb['change_wal'] / 1e6, na['change_wal'] / 1e6))
+    print('floor, plain copy of the data directory (tar over SSH): %.1fs, %.0f MB'
+          % (floor['floor_s'], floor['floor_b'] / 1e6))
+    rows = [
+        ('provisioning, site.yml (s)', 'site', 1, '%.1f'),
+        ('A. full backup (s)', 'full_s', 1, '%.1f'),
+        ('A. full backup stored (MB)', 'full_b', 1e6, '%.0f'),
+        ('B. incremental backup (s)', 'incr_s', 1, '%.1f'),
+        ('B. incremental stored (MB)', 'incr_b', 1e6, '%.1f'),
+        ('   archived WAL in the repository (MB)', 'wal_archive', 1e6, '%.0f'),
+        ('C. point-in-time restore, restore.yml (s)', 'pitr_s', 1, '%.1f'),
+    ]
+    print('\n%-46s %12s %12s %18s' % ('measure', 'pgBackRest', 'native', 'native/pgBackRest'))
+    for name, key, unit, fmt in rows:
+        print('%-46s %12s %12s %18.2f' % (name, fmt % (pb[key] / unit), fmt % (na[key] / unit), na[key] / pb[key]))
+    print('%-46s %12s %12s' % ('C. database opens, rows as at the target', pb['pitr_rows'], na['pitr_rows']))
+    ratios = [
+        ('full backup time / plain copy time', lambda r: r['full_s'] / floor['floor_s']),
+        ('full stored / plain copy bytes', lambda r: r['full_b'] / floor['floor_b']),
+        ('incremental stored / full stored', lambda r: r['incr_b'] / r['full_b']),
+        ('incremental stored / WAL of the change', lambda r: r['incr_b'] / r['change_wal']),
+        ('incremental time / full time', lambda r: r['incr_s'] / r['full_s']),
+        ('restore.yml time / full backup time', lambda r: r['pitr_s'] / r['full_s']),
+    ]
+    print('\n%-46s %12s %12s' % ('ratio', 'pgBackRest', 'native'))
+    for name, fn in ratios:
+        print('%-46s %12.2f %12.2f' % (name, fn(pb), fn(na)))
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
-    results = []
+    res = {}
     try:
-        benchlib.fresh_nodes(NODES, NET, SUBNET)
-        inv = inventory()
-        print('== provisioning with backups (site.yml): %.1fs' % playbook(inv, 'site.yml'))
-        t = time.monotonic()
-        as_pg('bbk1', 'pgbench', '-i', '-q', '-s', str(SCALE), 'app')
-        psql('CHECKPOINT')
-        size = data_bytes()
-        print('== pgbench -i -s %d: data directory %.2f GB without pg_wal, in %.1fs'
-              % (SCALE, size / 1e9, time.monotonic() - t))
-        gb = size / 1e9
-
-        # A. full backup (pgBackRest on the backup host, TLS from the primary, lz4) vs plain copy (tar over SSH)
-        full = timed(as_pg, 'bbkrepo', 'pgbackrest', '--stanza=main', 'backup', '--type=full')
-        info = json.loads(as_pg('bbkrepo', 'pgbackrest', '--stanza=main', '--output=json', 'info'))[0]
-        stored = info['backup'][-1]['info']['repository']['delta']
-        run('bbkrepo', 'rm', '-rf', '/var/tmp/plain')
-        run('bbkrepo', 'install', '-d', '/var/tmp/plain')
-        # the same files pgBackRest copies: the data directory without pg_wal's segments
-        copy_key()
-        plain = timed(plain_copy, 'bbk1', '/var/lib/postgresql/15', 'bbkrepo', '/var/tmp/plain')
-        results.append(('full backup, pgBackRest (s)', full, '%.0f MB/s' % (size / 1e6 / full)))
-        results.append(('plain copy of the data directory, tar (s)', plain, '%.0f MB/s' % (size / 1e6 / plain)))
-        print('== full backup %.1fs (stored %.2f GB), plain copy %.1fs' % (full, stored / 1e9, plain))
-
-        # B. restore into an empty data directory vs the plain copy back
-        run('bbk1', 'systemctl', 'stop', 'postgresql@15-main')
-        run('bbk1', 'mv', DATA, DATA + '.bench-old')
-        restore = timed(as_pg, 'bbk1', 'pgbackrest', '--stanza=main', '--type=immediate', '--target-action=promote',
-                        'restore')
-        run('bbk1', 'rm', '-rf', '/var/tmp/plain-restore')
-        run('bbk1', 'install', '-d', '/var/tmp/plain-restore')
-        plain_back = timed(plain_copy, 'bbkrepo', '/var/tmp/plain', 'bbk1', '/var/tmp/plain-restore')
-        run('bbk1', 'rm', '-rf', '/var/tmp/plain-restore', DATA + '.bench-old')
-        run('bbkrepo', 'rm', '-rf', '/var/tmp/plain')
-        results.append(('restore, pgBackRest into an empty directory (s)', restore, '%.0f MB/s' % (size / 1e6 / restore)))
-        results.append(('plain copy back, tar (s)', plain_back, '%.0f MB/s' % (size / 1e6 / plain_back)))
-        run('bbk1', 'systemctl', 'start', 'postgresql@15-main')
-        wait_open()
-        run('bbk1', 'systemctl', 'stop', 'postgresql@15-main')
-        delta = timed(as_pg, 'bbk1', 'pgbackrest', '--stanza=main', '--delta', '--type=immediate',
-                      '--target-action=promote', 'restore')
-        run('bbk1', 'systemctl', 'start', 'postgresql@15-main')
-        results.append(('restore --delta over an intact data directory (s)', delta, 'checksums only'))
-        print('== restore %.1fs, plain copy back %.1fs, delta restore %.1fs' % (restore, plain_back, delta))
-
-        # C. point-in-time restore with restore.yml: 30 s of pgbench writes, target in the middle
-        wait_open()
-        lsn0 = psql('SELECT pg_current_wal_lsn()')
-        writer = subprocess.Popen(['podman', 'exec', container('bbk1'), 'runuser', '-u', 'postgres', '--', 'pgbench',
-                                   '-n', '-c', '4', '-T', '30', 'app'], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        time.sleep(15)
-        target = psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00'")
-        writer.wait()
-        wal = int(psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '%s')" % lsn0).split('.')[0])
-        pitr = playbook(inv, 'restore.yml', '-e', 'restore_type=time', '-e', "restore_target='%s'" % target,
-                        '-e', 'restore_confirm=true')
-        results.append(('point-in-time restore, restore.yml wall time (s)', pitr,
-                        'full + %.0f MB of WAL written meanwhile' % (wal / 1e6)))
-        print('== PITR to %s: restore.yml %.1fs' % (target, pitr))
-
-        print('\n%-52s %8s  %s' % ('measure (data %.2f GB without pg_wal, scale %d)' % (gb, SCALE), 'seconds', ''))
-        for name, value, note in results:
-            print('%-52s %8.1f  %s' % (name, value, note))
-        print('ratio full backup / plain copy:        %.2f (stored %.0f%% of the size, lz4)' % (
-            full / plain, 100.0 * stored / size))
-        print('ratio restore / plain copy back:       %.2f' % (restore / plain_back))
-        print('ratio delta restore / full restore:    %.2f' % (delta / restore))
+        for engine in ENGINES:
+            res[engine] = measure(engine, with_floor=engine == ENGINES[0])
+            benchlib.remove_nodes(NODES, NET)
     finally:
         benchlib.remove_nodes(NODES, NET)
+    table(res, res[ENGINES[0]])
 
 
 if __name__ == '__main__':
