@@ -2,7 +2,9 @@
 it up and takes the first full backup; a chain full -> incremental -> incremental with rows between
 them; restore.yml to a time between the two incrementals returns exactly the rows committed before
 it; the drill passes, and fails clearly when a parent is missing; retention removes whole chains
-only; a dead backup host neither slows writes nor lets pg_wal grow past the queue limit.
+only; after podman kill + promote.yml the new primary's schedule takes the next incremental backup on
+top of the old primary's, and the drill restores that chain; a dead backup host neither slows writes
+nor lets pg_wal grow past the queue limit.
 
 The tests run in file order and build on each other (one cluster, one story).
 """
@@ -233,10 +235,45 @@ def test_retention_removes_whole_chains_only():
     assert [w for w in wal if w.endswith('.history')]
 
 
+def trigger_log():
+    return repo().run('cat /var/log/pgbackrest/pgha-trigger.log').stdout.splitlines()
+
+
+def test_after_failover_the_new_primary_runs_the_schedule_and_the_chain_goes_on():
+    """The pg_cron schedule lives in the database: after podman kill + promote.yml the new primary asks for the
+    scheduled incremental backup, which builds on a backup taken from the old primary (PostgreSQL 17 reads the WAL
+    summaries the standby kept) across the timeline switch, and the drill restores that chain."""
+    every_minute = "SELECT cron.alter_job(jobid, schedule := '* * * * *') FROM cron.job WHERE jobname = 'pgha-backup-incr'"
+    lib.psql(node('native-pg1'), every_minute)
+    lib.wait_for(lambda: lib.psql(node('native-pg2'), "SELECT schedule FROM cron.job WHERE jobname = 'pgha-backup-incr'")
+                 == '* * * * *', timeout=30, what='the new schedule replicated to native-pg2')
+    parent = backups()[-1]
+    lib.podman('kill', 'native-pg1')
+    proc = lib.run_playbook('promote.yml')
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert lib.current_primary(['native-pg1', 'native-pg2']) == 'native-pg2'
+    new_tl = timeline('native-pg2')
+    log_before = len(trigger_log())
+    lib.wait_for(lambda: any('caller=10.89.76.12 backup incr finished rc=0' in line for line in trigger_log()[log_before:]),
+                 timeout=150, interval=3, what='a scheduled backup asked for by the new primary')
+    lib.psql(node('native-pg2'), "SELECT cron.alter_job(jobid, schedule := '30 3 * * 0') FROM cron.job "
+                                 "WHERE jobname = 'pgha-backup-incr'")
+    newest = [b for b in backups() if b['type'] == 'incr'][-1]
+    # taken from the new primary, on its timeline, on top of the old primary's last backup
+    assert (newest['prior'], newest['timeline'], newest['error']) == (parent['label'], new_tl, False), (parent, newest)
+    assert newest['reference'] == parent['reference'] + [newest['label']]
+    app('native-pg2', "INSERT INTO chain (id, batch) VALUES (5000, 'after failover')")
+    last = switch_wal('native-pg2')
+    lib.wait_for(lambda: archiver('native-pg2')[0][:24] >= last, timeout=60, what='the new primary archiving')
+    proc = lib.run_playbook('restore_drill.yml')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert 'RESTORE DRILL PASSED' in proc.stdout and newest['label'] in proc.stdout, proc.stdout[-3000:]
+
+
 def test_a_dead_backup_host_neither_slows_writes_nor_fills_pg_wal():
     """Writes go on while the backup host is dead; past backup_archive_push_queue_max (64MiB here) the archive
     command drops WAL (with a warning) instead of keeping it; archiving resumes when the host is back."""
-    primary = 'native-pg1'
+    primary = 'native-pg2'
     failed_before = archiver(primary)[1]
     healthy = commits(primary, 3000)
     lib.podman('kill', 'native-repo')
