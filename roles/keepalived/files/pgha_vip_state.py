@@ -147,24 +147,26 @@ def log(msg):
 
 
 def run(cfg):
+    """Look, decide, publish; the files are read back (and rewritten when someone else changed them, say
+    keepalived's init_file after its restart) every second or so, written at once when the verdict changes."""
     server = Server(cfg)
     was_primary = False
     last = None
-    first = True
+    every = max(1, int(round(1.0 / cfg['interval'])))
+    rounds = 0
+    notify('READY=1')
     while True:
         answer = server.ask()
-        values, was_primary = decide(answer, os.path.exists(cfg['fence_marker']), was_primary,
-                                     cfg['reader_max_lag_bytes'])
-        written = publish(cfg['state_dir'], values)
-        if values != last:
-            log('%s: %s%s' % (describe(answer, os.path.exists(cfg['fence_marker'])),
-                              ' '.join('%s=%d' % (k, values[k]) for k in FILES),
-                              '' if written else ' (files already said so)'))
-            last = values
-        if first:
-            notify('READY=1')
-            first = False
-        notify('WATCHDOG=1')
+        fenced = os.path.exists(cfg['fence_marker'])
+        values, was_primary = decide(answer, fenced, was_primary, cfg['reader_max_lag_bytes'])
+        if values != last or rounds % every == 0:
+            written = publish(cfg['state_dir'], values)
+            if values != last:
+                log('%s: %s%s' % (describe(answer, fenced), ' '.join('%s=%d' % (k, values[k]) for k in FILES),
+                                  '' if written else ' (files already said so)'))
+                last = values
+            notify('WATCHDOG=1')
+        rounds += 1
         time.sleep(cfg['interval'])
 
 
