@@ -69,3 +69,13 @@ def test_pgdg_lifts_the_version_match_but_not_the_platform():
 def test_a_version_that_is_no_number():
     (err,) = platform_errors('latest', 'Debian', 'trixie')
     assert err.startswith("postgresql_version='latest' is not a PostgreSQL major version. Fix: set it to 17")
+
+
+def test_missing_packages_from_dpkg_query():
+    from ansible_collections.pgha.cluster.plugins.filter.layout import missing_packages
+    out = ('ii  postgresql-17\nii  postgresql-client-17\nrc  keepalived\nun  acl\n'
+           'ii  libssl3t64:amd64\n')
+    wanted = ['postgresql-17', 'keepalived', 'acl', 'postgresql-client-17', 'python3-psycopg2', 'libssl3t64']
+    # removed-but-configured (rc) and unknown (un) are missing; not listed at all is missing; :arch is ignored
+    assert missing_packages(out, wanted) == ['keepalived', 'acl', 'python3-psycopg2']
+    assert missing_packages('', ['a']) == ['a'] and missing_packages(out, []) == []
