@@ -444,7 +444,7 @@ def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
 
     proc = lib.run_playbook('restore.yml', *args, '-e', 'restore_confirm=true')
     assert proc.returncode == 0, proc.stdout[-6000:]
-    assert 'RESTORE SUMMARY' in proc.stdout and 'pgbackrest check OK' in proc.stdout, proc.stdout[-4000:]
+    assert 'RESTORE SUMMARY' in proc.stdout and 'archiving check OK on the new timeline' in proc.stdout, proc.stdout[-4000:]
     # the runbook's write went through the writer VIP, which is back on the restored primary
     assert 'OK via 10.89.72.100' in proc.stdout, proc.stdout[-4000:]
     assert lib.holds_address(node(primary), VIP) and not lib.holds_address(node('backup-pg2'), VIP)
