@@ -214,14 +214,41 @@ def snapshot():
     return dict((n, (lib.config_fingerprint(lib.host(n)), lib.postmaster_started(lib.host(n)))) for n in MEMBERS)
 
 
+# Cases one assert task reports together (filter pg_settings_errors names every bad setting of a dict at
+# once): each group runs as ONE site.yml with their settings merged, and every case of it is checked on that
+# run's output. The syntax group and the group of harmful values are apart: a syntax error hides the rest.
+TOGETHER = {
+    'settings syntax': ['role-owned parameter in another case', 'recovery target in the settings',
+                        'key with a newline', 'value with a newline', 'one parameter twice in two cases',
+                        'a list as a value'],
+    'settings that would stop the server or replication': [
+        'wal_level minimal', 'hot_standby off', 'ssl off', 'password_encryption md5', 'max_wal_senders too low',
+        'max_replication_slots too low', 'listen only on localhost'],
+}
+
+
+def merged(names):
+    settings = {}
+    for name in names:
+        settings.update(CASES[name]['extra_vars']['postgresql_settings'])
+    assert len(settings) == sum(len(CASES[n]['extra_vars']['postgresql_settings']) for n in names), names
+    return {'extra_vars': {'postgresql_settings': settings}}
+
+
 @pytest.fixture(scope='module')
 def catalogue(tmp_path_factory):
-    """Every case run once against the running cluster; the cluster's state before and after."""
+    """Every case run once against the running cluster (the cases of a TOGETHER group in one run); the
+    cluster's state before and after."""
     root = str(tmp_path_factory.mktemp('cases'))
     before = snapshot()
+    grouped = set(n for names in TOGETHER.values() for n in names)
+    runs = dict((name, spec) for name, spec in CASES.items() if name not in grouped)
+    runs.update((group, merged(names)) for group, names in TOGETHER.items())
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = dict((name, pool.submit(run_case, name, spec, root)) for name, spec in CASES.items())
+        futures = dict((name, pool.submit(run_case, name, spec, root)) for name, spec in runs.items())
         results = dict((name, f.result()) for name, f in futures.items())
+    for group, names in TOGETHER.items():
+        results.update((name, results[group]) for name in names)
     # a member without a default route changes what every run sees: alone, and put back at once
     pg3 = lib.host('default-pg3')
     route = pg3.run('ip route show default').stdout.strip()

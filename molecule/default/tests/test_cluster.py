@@ -5,6 +5,8 @@ import json
 import re
 import uuid
 
+import pytest
+
 import pgha_testlib as lib
 
 SERVICE = 'postgresql@17-main'
@@ -107,18 +109,37 @@ def test_replicas_are_clones_of_the_primary(primary, replicas):
         assert lib.psql(node, query) == ident
 
 
-def test_check_mode_reports_but_changes_nothing(nodes):
-    conf = '/etc/postgresql/17/main/postgresql.conf'
-    before = {n.backend.hostname: n.file(conf).md5sum for n in nodes}
-    started = _start_times(nodes)
-    proc = lib.run_playbook('site.yml', '--check', '--diff', '-e',
-                            '{"postgresql_settings": {"shared_buffers": "80MB"}}')
+def test_check_mode_reports_but_changes_nothing(check_run):
+    out, before, after = check_run
+    assert "+shared_buffers = '80MB'" in out  # the plan shows the change
+    assert after['postgresql.conf'] == before['postgresql.conf']
+    assert after['started'] == before['started']
+    assert set(after['shared_buffers'].values()) == {'64MB'}
+
+
+@pytest.fixture(scope='module')
+def check_run(nodes, tmp_path_factory):
+    """ONE site.yml --check --diff -vvv serves three tests (a full check run is minutes on this machine): a
+    restart-only setting changed (the plan shows it, nothing happens), sentinel secrets (seen as changes, never
+    printed) and postgresql_start_guard=false (its removal planned). Returns (output, state before, after)."""
+    extra = tmp_path_factory.mktemp('check') / 'extra.json'
+    extra.write_text(json.dumps(dict(SENTINELS, postgresql_start_guard=False, postgresql_settings={
+        'shared_buffers': '80MB', 'log_min_duration_statement': 250})))
+
+    def state():
+        return {'postgresql.conf': {n.backend.hostname: n.file('/etc/postgresql/17/main/postgresql.conf').md5sum
+                                    for n in nodes},
+                'keepalived.conf': {n.backend.hostname: n.file('/etc/keepalived/keepalived.conf').md5sum
+                                    for n in nodes},
+                'started': _start_times(nodes),
+                'shared_buffers': {n.backend.hostname: lib.psql(n, 'SHOW shared_buffers') for n in nodes},
+                'fence watch running': {n.backend.hostname: n.service('pgha-fence-watch').is_running for n in nodes},
+                'guard drop-in': {n.backend.hostname: n.file('/etc/systemd/system/%s.service.d/pgha-guard.conf'
+                                                             % SERVICE).exists for n in nodes}}
+    before = state()
+    proc = lib.run_playbook('site.yml', '--check', '--diff', '-vvv', '-e', '@%s' % extra)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert "+shared_buffers = '80MB'" in proc.stdout  # the plan shows the change
-    assert {n.backend.hostname: n.file(conf).md5sum for n in nodes} == before
-    assert _start_times(nodes) == started
-    for node in nodes:
-        assert lib.psql(node, 'SHOW shared_buffers') == '64MB'
+    return proc.stdout, before, state()
 
 
 def _start_times(nodes):
@@ -225,18 +246,13 @@ def _no_sentinel(out):
         assert value not in out, 'secret %r printed' % value
 
 
-def test_secrets_are_not_printed_under_check_diff_vvv(nodes, tmp_path):
-    extra = tmp_path / 'extra.json'
-    extra.write_text(json.dumps(SENTINELS))
-    conf = '/etc/keepalived/keepalived.conf'
-    before = {n.backend.hostname: n.file(conf).md5sum for n in nodes}
-    proc = lib.run_playbook('site.yml', '--check', '--diff', '-vvv', '-e', '@%s' % extra)
-    assert proc.returncode == 0, proc.stdout[-4000:]
+def test_secrets_are_not_printed_under_check_diff_vvv(check_run):
+    out, before, after = check_run
     # the changed secrets were seen as changes (.pgpass) but never shown
     task = 'pgha.cluster.postgresql : Configure | Store the replication credentials'
-    assert re.search(r'changed: \[default-pg\d\]', lib.task_output(proc.stdout, task)), task
-    _no_sentinel(proc.stdout)
-    assert {n.backend.hostname: n.file(conf).md5sum for n in nodes} == before
+    assert re.search(r'changed: \[default-pg\d\]', lib.task_output(out, task)), task
+    _no_sentinel(out)
+    assert after['keepalived.conf'] == before['keepalived.conf']
 
 
 def test_secrets_are_not_printed_when_a_task_fails(nodes, tmp_path):
@@ -249,15 +265,12 @@ def test_secrets_are_not_printed_when_a_task_fails(nodes, tmp_path):
     _no_sentinel(proc.stdout)
 
 
-def test_the_start_guard_can_be_turned_off(nodes):
+def test_the_start_guard_can_be_turned_off(check_run):
     """postgresql_start_guard=false plans the removal of the guard and the fence watch
     (it used to fail on an undefined variable)."""
-    proc = lib.run_playbook('site.yml', '--check', '-e', 'postgresql_start_guard=false')
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    assert 'Guard | Stop the fence watch' in proc.stdout
-    for node in nodes:
-        assert node.service('pgha-fence-watch').is_running
-        assert node.file('/etc/systemd/system/%s.service.d/pgha-guard.conf' % SERVICE).exists
+    out, before, after = check_run
+    assert 'Guard | Stop the fence watch' in out
+    assert all(after['fence watch running'].values()) and all(after['guard drop-in'].values())
 
 
 # --------------------------------------------------------------------------
