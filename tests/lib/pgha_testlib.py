@@ -321,3 +321,30 @@ def task_output(output, task):
     found = [p for p in parts if p.startswith(('TASK [' + task, 'RUNNING HANDLER [' + task))]
     assert found, 'task %r not in the output' % task
     return '\n'.join(found)
+
+
+# --------------------------------------------------------------------------
+# WAL and archiving, for the backup scenarios (each takes a host's name)
+# --------------------------------------------------------------------------
+
+def timeline(name):
+    """The current timeline of name's server (its WAL file name; the control file lags until a checkpoint)."""
+    return int(psql(host(name), 'SELECT pg_walfile_name(pg_current_wal_lsn())')[:8], 16)
+
+
+def pg_log(name):
+    return host(name).run('cat /var/log/postgresql/postgresql-17-main.log').stdout
+
+
+def switch_wal(name):
+    """A row, then a WAL switch: returns the segment that must be archived."""
+    psql(host(name), 'CREATE TABLE IF NOT EXISTS walpush (id serial, at timestamptz DEFAULT now())')
+    psql(host(name), 'INSERT INTO walpush DEFAULT VALUES')
+    return psql(host(name), 'SELECT pg_walfile_name(pg_switch_wal())')
+
+
+def archiver(name):
+    """(last archived WAL file, failed count) from pg_stat_archiver."""
+    last, failed = psql(host(name), "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver") \
+        .split('|')
+    return last, int(failed)

@@ -213,28 +213,6 @@ def app(name, sql):
     return lib.psql(node(name), sql, db='app')
 
 
-def timeline(name):
-    """The primary's current timeline (its WAL file name; the control file lags until a checkpoint)."""
-    return int(lib.psql(node(name), 'SELECT pg_walfile_name(pg_current_wal_lsn())')[:8], 16)
-
-
-def pg_log(name):
-    return node(name).run('cat /var/log/postgresql/postgresql-17-main.log').stdout
-
-
-def switch_wal(name):
-    """A row, then a WAL switch: returns the segment that must be archived."""
-    lib.psql(node(name), 'CREATE TABLE IF NOT EXISTS walpush (id serial, at timestamptz DEFAULT now())')
-    lib.psql(node(name), 'INSERT INTO walpush DEFAULT VALUES')
-    return lib.psql(node(name), 'SELECT pg_walfile_name(pg_switch_wal())')
-
-
-def archiver(name):
-    last, failed = lib.psql(node(name), "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver") \
-        .split('|')
-    return last, int(failed)
-
-
 def test_site_configured_archiving_the_stanza_and_the_schedule():
     for n in ('backup-pg1', 'backup-pg2'):
         assert lib.psql(node(n), 'SHOW archive_mode') == 'on'
@@ -406,7 +384,7 @@ def test_restore_refuses_a_restore_point_name_that_breaks_postgresql_auto_conf()
     """A quote in restore_target (restore_type=name): refused in the plan, naming restore_target and the allowed
     form, before anything is stopped (even with restore_confirm=true)."""
     primary = node('backup-pg1')
-    tl = timeline('backup-pg1')
+    tl = lib.timeline('backup-pg1')
     case = RESTORE_BAD_INPUT['restore point name with a quote']
     proc = lib.run_playbook('restore.yml', '-e', json.dumps(case['extra_vars']))
     out = plain(proc.stdout)
@@ -414,7 +392,7 @@ def test_restore_refuses_a_restore_point_name_that_breaks_postgresql_auto_conf()
     assert re.search(case['expect'], out), out[-3000:]
     assert 'TASK [Switch to a new WAL segment]' not in out and 'TASK [Stop PostgreSQL' not in out
     assert lib.role_of(primary) == 'primary' and lib.role_of(node('backup-pg2')) == 'standby'
-    assert timeline('backup-pg1') == tl
+    assert lib.timeline('backup-pg1') == tl
 
 
 def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
@@ -438,7 +416,7 @@ def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
     for i in range(101, 121):
         app(primary, "INSERT INTO pitr (id, batch) VALUES (%d, 'B')" % i)
     assert app(primary, "SELECT count(*) FROM pitr WHERE at > '%s'" % target) == '20'
-    tl_before = timeline(primary)
+    tl_before = lib.timeline(primary)
     args = ('-e', 'restore_type=time', '-e', "restore_target='%s'" % target)
 
     # check mode: the plan, with the differential backup, and nothing changes
@@ -448,7 +426,7 @@ def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
     # without the confirmation: refused, the option named, nothing changed
     proc = lib.run_playbook('restore.yml', *args)
     assert proc.returncode != 0 and 'restore_confirm=true' in proc.stdout, proc.stdout[-3000:]
-    assert app(primary, 'SELECT count(*) FROM pitr') == '40' and timeline(primary) == tl_before
+    assert app(primary, 'SELECT count(*) FROM pitr') == '40' and lib.timeline(primary) == tl_before
 
     proc = lib.run_playbook('restore.yml', *args, '-e', 'restore_confirm=true')
     assert proc.returncode == 0, proc.stdout[-6000:]
@@ -459,7 +437,7 @@ def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
     # exactly batch A, on a new timeline
     assert app(primary, 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM pitr') == \
         ','.join(str(i) for i in range(1, 21))
-    assert timeline(primary) > tl_before
+    assert lib.timeline(primary) > tl_before
     assert lib.role_of(node(primary)) == 'primary'
     # the replica was re-cloned and streams again: a new row reaches it
     replica = node('backup-pg2')
@@ -476,8 +454,8 @@ def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
 
 def test_restore_drill_passes_on_a_good_repository():
     # the row written after the restore is archived: the drill must find all 21
-    last = switch_wal('backup-pg1')
-    lib.wait_for(lambda: archiver('backup-pg1')[0][:24] >= last, timeout=60, what='the last WAL archived')
+    last = lib.switch_wal('backup-pg1')
+    lib.wait_for(lambda: lib.archiver('backup-pg1')[0][:24] >= last, timeout=60, what='the last WAL archived')
     proc = lib.run_playbook('restore_drill.yml')
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert 'RESTORE DRILL PASSED' in proc.stdout
@@ -548,8 +526,8 @@ def test_pg_cron_job_runs_on_the_primary_only():
     assert any('caller=10.89.72.11 backup incr finished rc=0' in line for line in new), new
     assert not any('caller=10.89.72.12' in line for line in new), new
     # pg_cron ran it on the primary; on the standby its scheduler never even started
-    assert 'cron job' in pg_log('backup-pg1')
-    assert 'cron job' not in pg_log('backup-pg2')
+    assert 'cron job' in lib.pg_log('backup-pg1')
+    assert 'cron job' not in lib.pg_log('backup-pg2')
     assert lib.role_of(replica) == 'standby'
 
 
@@ -597,7 +575,7 @@ def test_after_failover_the_new_primary_runs_the_schedule():
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert lib.current_primary(['backup-pg1', 'backup-pg2']) == 'backup-pg2'
     assert lib.holds_address(node('backup-pg2'), VIP)
-    new_tl = timeline('backup-pg2')
+    new_tl = lib.timeline('backup-pg2')
     promoted = lib.psql(node('backup-pg2'), 'SELECT now()')
     log_before = len(lib.trigger_log(repo()))
     lib.wait_for(lambda: any('caller=10.89.72.12 backup incr finished rc=0' in line
@@ -615,23 +593,23 @@ def test_after_failover_the_new_primary_runs_the_schedule():
 
 def test_dead_backup_host_does_not_stop_writes_and_archiving_catches_up():
     primary = 'backup-pg2'
-    failed_before = archiver(primary)[1]
+    failed_before = lib.archiver(primary)[1]
     lib.podman('kill', 'backup-repo')
     try:
         started = time.monotonic()
-        segments = [switch_wal(primary), switch_wal(primary)]
+        segments = [lib.switch_wal(primary), lib.switch_wal(primary)]
         app(primary, "INSERT INTO pitr (id, batch) VALUES (2000, 'repo down')")
         assert time.monotonic() - started < 10, 'writes slowed down while the backup host was dead'
-        lib.wait_for(lambda: archiver(primary)[1] > failed_before, timeout=60, what='archiving to fail')
-        assert archiver(primary)[0] < segments[-1]
+        lib.wait_for(lambda: lib.archiver(primary)[1] > failed_before, timeout=60, what='archiving to fail')
+        assert lib.archiver(primary)[0] < segments[-1]
         ready = node(primary).run('ls /var/lib/postgresql/17/main/pg_wal/archive_status/').stdout
         assert segments[-1] + '.ready' in ready
     finally:
         lib.podman('start', 'backup-repo')
     lib.wait_for(lambda: repo().run('ss -Hltn sport = :8432').stdout.strip() != '', timeout=60,
                  what='the pgBackRest server back on the backup host')
-    last = switch_wal(primary)    # wakes the archiver up
-    lib.wait_for(lambda: archiver(primary)[0][:24] >= last, timeout=120, interval=2, what='archiving to catch up')
+    last = lib.switch_wal(primary)    # wakes the archiver up
+    lib.wait_for(lambda: lib.archiver(primary)[0][:24] >= last, timeout=120, interval=2, what='archiving to catch up')
     archived = lib.pgbackrest_info(repo())['archive'][-1]['max']
     assert archived >= last, (archived, last)
     for seg in segments:
@@ -646,11 +624,11 @@ def test_a_dead_backup_host_cannot_fill_the_primary_disk():
                             "WHERE jobname = 'pgha-backup-incr'")
     lib.podman('kill', 'backup-repo')
     try:
-        segments = [switch_wal(primary) for i in range(6)]       # 6 x 16 MiB > 64 MiB
-        lib.wait_for(lambda: archiver(primary)[0][:24] >= segments[-1], timeout=180, interval=2,
+        segments = [lib.switch_wal(primary) for i in range(6)]       # 6 x 16 MiB > 64 MiB
+        lib.wait_for(lambda: lib.archiver(primary)[0][:24] >= segments[-1], timeout=180, interval=2,
                      what='the queue dropped and reported archived')
         ready = node(primary).run('ls /var/lib/postgresql/17/main/pg_wal/archive_status/').stdout
         assert '.ready' not in ready, ready
-        assert 'dropped' in pg_log(primary)
+        assert 'dropped' in lib.pg_log(primary)
     finally:
         lib.podman('start', 'backup-repo')

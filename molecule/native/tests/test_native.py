@@ -42,27 +42,6 @@ def backups(kind=None):
     return [b for b in info()['backup'] if kind is None or b['type'] == kind]
 
 
-def timeline(name):
-    return int(lib.psql(node(name), 'SELECT pg_walfile_name(pg_current_wal_lsn())')[:8], 16)
-
-
-def pg_log(name):
-    return node(name).run('cat /var/log/postgresql/postgresql-17-main.log').stdout
-
-
-def switch_wal(name):
-    """A row, then a WAL switch: returns the segment that must be archived."""
-    lib.psql(node(name), 'CREATE TABLE IF NOT EXISTS walpush (id serial, at timestamptz DEFAULT now())')
-    lib.psql(node(name), 'INSERT INTO walpush DEFAULT VALUES')
-    return lib.psql(node(name), 'SELECT pg_walfile_name(pg_switch_wal())')
-
-
-def archiver(name):
-    last, failed = lib.psql(node(name), "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver") \
-        .split('|')
-    return last, int(failed)
-
-
 def waiting(name):
     """WAL segments that wait to be archived in pg_wal."""
     return node(name).run('ls /var/lib/postgresql/17/main/pg_wal/archive_status/').stdout.count('.ready')
@@ -159,7 +138,7 @@ def test_a_chain_of_incremental_backups_and_a_restore_to_a_time_between_them():
     proc = lib.run_playbook('restore.yml', '--check', *args)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert 'DECISION: RESTORE' in proc.stdout and first['label'] in proc.stdout and 'CHECK MODE' in proc.stdout
-    tl_before = timeline(primary)
+    tl_before = lib.timeline(primary)
     proc = lib.run_playbook('restore.yml', *args, '-e', 'restore_confirm=true')
     out = plain(proc.stdout)
     assert proc.returncode == 0, out[-6000:]
@@ -168,7 +147,7 @@ def test_a_chain_of_incremental_backups_and_a_restore_to_a_time_between_them():
     # exactly batches A and B, on a new timeline
     assert app(primary, "SELECT string_agg(id::text, ',' ORDER BY id) FROM chain") == \
         ','.join(str(i) for i in list(range(1, 21)) + list(range(101, 121)))
-    assert timeline(primary) > tl_before and lib.role_of(node(primary)) == 'primary'
+    assert lib.timeline(primary) > tl_before and lib.role_of(node(primary)) == 'primary'
     # nothing of the restore's recovery settings left behind; the old data directory kept aside
     assert lib.psql(node(primary), "SELECT count(*) FROM pg_file_settings WHERE name LIKE 'recovery%' "
                                    "OR name = 'restore_command'") == '0'
@@ -184,8 +163,8 @@ def test_a_chain_of_incremental_backups_and_a_restore_to_a_time_between_them():
 def test_the_drill_passes_on_a_new_chain():
     backup('full')
     backup('incr')
-    last = switch_wal('native-pg1')
-    lib.wait_for(lambda: archiver('native-pg1')[0][:24] >= last, timeout=60, what='the last WAL archived')
+    last = lib.switch_wal('native-pg1')
+    lib.wait_for(lambda: lib.archiver('native-pg1')[0][:24] >= last, timeout=60, what='the last WAL archived')
     proc = lib.run_playbook('restore_drill.yml')
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert 'RESTORE DRILL PASSED' in proc.stdout
@@ -252,7 +231,7 @@ def test_after_failover_the_new_primary_runs_the_schedule_and_the_chain_goes_on(
     proc = lib.run_playbook('promote.yml')
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert lib.current_primary(['native-pg1', 'native-pg2']) == 'native-pg2'
-    new_tl = timeline('native-pg2')
+    new_tl = lib.timeline('native-pg2')
     log_before = len(trigger_log())
     lib.wait_for(lambda: any('caller=10.89.76.12 backup incr finished rc=0' in line for line in trigger_log()[log_before:]),
                  timeout=150, interval=3, what='a scheduled backup asked for by the new primary')
@@ -263,8 +242,8 @@ def test_after_failover_the_new_primary_runs_the_schedule_and_the_chain_goes_on(
     assert (newest['prior'], newest['timeline'], newest['error']) == (parent['label'], new_tl, False), (parent, newest)
     assert newest['reference'] == parent['reference'] + [newest['label']]
     app('native-pg2', "INSERT INTO chain (id, batch) VALUES (5000, 'after failover')")
-    last = switch_wal('native-pg2')
-    lib.wait_for(lambda: archiver('native-pg2')[0][:24] >= last, timeout=60, what='the new primary archiving')
+    last = lib.switch_wal('native-pg2')
+    lib.wait_for(lambda: lib.archiver('native-pg2')[0][:24] >= last, timeout=60, what='the new primary archiving')
     proc = lib.run_playbook('restore_drill.yml')
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert 'RESTORE DRILL PASSED' in proc.stdout and newest['label'] in proc.stdout, proc.stdout[-3000:]
@@ -274,7 +253,7 @@ def test_a_dead_backup_host_neither_slows_writes_nor_fills_pg_wal():
     """Writes go on while the backup host is dead; past backup_archive_push_queue_max (64MiB here) the archive
     command drops WAL (with a warning) instead of keeping it; archiving resumes when the host is back."""
     primary = 'native-pg2'
-    failed_before = archiver(primary)[1]
+    failed_before = lib.archiver(primary)[1]
     healthy = commits(primary, 3000)
     lib.podman('kill', 'native-repo')
     try:
@@ -282,19 +261,19 @@ def test_a_dead_backup_host_neither_slows_writes_nor_fills_pg_wal():
         assert dead < 3 * healthy + 1, 'writes slowed down while the backup host was dead: 200 commits in %.2fs, ' \
             '%.2fs with it up' % (dead, healthy)
         lib.measured('native: 200 commits in %.2fs with the backup host up, %.2fs with it dead' % (healthy, dead))
-        segments = [switch_wal(primary) for i in range(6)]      # 6 x 16 MiB > 64 MiB
-        lib.wait_for(lambda: archiver(primary)[1] > failed_before, timeout=60, what='archiving to fail')
+        segments = [lib.switch_wal(primary) for i in range(6)]      # 6 x 16 MiB > 64 MiB
+        lib.wait_for(lambda: lib.archiver(primary)[1] > failed_before, timeout=60, what='archiving to fail')
         # the oldest are dropped (reported archived) until what waits fits in the limit again
-        lib.wait_for(lambda: archiver(primary)[0][:24] >= segments[1], timeout=240, interval=3,
+        lib.wait_for(lambda: lib.archiver(primary)[0][:24] >= segments[1], timeout=240, interval=3,
                      what='the WAL over the limit dropped and reported archived')
         lib.wait_for(lambda: waiting(primary) <= 64 // 16, timeout=120, interval=3, what='at most 64 MiB waiting')
-        assert 'DROPPED' in pg_log(primary) and 'backup_archive_push_queue_max' in pg_log(primary)
+        assert 'DROPPED' in lib.pg_log(primary) and 'backup_archive_push_queue_max' in lib.pg_log(primary)
         assert not repo_alive(), 'the backup host came back too early'
         lib.measured('native, backup host dead: %d segment(s) of WAL waiting, the rest dropped' % waiting(primary))
     finally:
         lib.podman('start', 'native-repo')
     lib.wait_for(lambda: repo().run('systemctl is-active ssh').stdout.strip() == 'active', timeout=60,
                  what='sshd back on the backup host')
-    last = switch_wal(primary)
-    lib.wait_for(lambda: archiver(primary)[0][:24] >= last, timeout=120, interval=2, what='archiving to resume')
+    last = lib.switch_wal(primary)
+    lib.wait_for(lambda: lib.archiver(primary)[0][:24] >= last, timeout=120, interval=2, what='archiving to resume')
     assert repo().file('%s/wal/%s' % (REPO, last)).exists
