@@ -108,8 +108,8 @@ def missing_packages(dpkg_output, wanted):
     for line in str(dpkg_output or '').splitlines():
         fields = line.split()
         if len(fields) >= 2 and fields[0] == 'ii':
-            installed.add(fields[-1].split(':')[0])
-    return [p for p in wanted or [] if str(p).split('=')[0] not in installed]
+            installed.add(fields[-1].partition(':')[0])
+    return [p for p in wanted or [] if str(p).partition('=')[0] not in installed]
 
 
 class FilterModule(object):
