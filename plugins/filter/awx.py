@@ -142,8 +142,6 @@ def awx_survey_errors(survey):
                 errors.append('%s: a multiple choice has one default at most' % where)
             if any(d not in choices for d in defaults):
                 errors.append('%s: default %r is not one of the choices %s' % (where, default, choices))
-        if item['required'] and default not in ('', None) and qtype == 'password':
-            errors.append('%s: a required password question has no default' % where)
     return errors
 
 
