@@ -570,14 +570,18 @@ def test_after_failover_the_new_primary_runs_the_schedule():
     lib.psql(node('backup-pg1'), every_minute)
     lib.wait_for(lambda: lib.psql(node('backup-pg2'), "SELECT schedule FROM cron.job WHERE jobname = 'pgha-backup-incr'")
                  == '* * * * *', timeout=30, what='the new schedule replicated to backup-pg2')
+    # the baselines before the kill: the promoted node may start its first scheduled run
+    # before promote.yml returns (pg_cron runs jobs on a primary only, so nothing of
+    # backup-pg2's own is older than this; the old primary's runs are earlier, or logged
+    # under its own address)
+    before_promotion = lib.psql(node('backup-pg2'), 'SELECT now()')
+    log_before = len(lib.trigger_log(repo()))
     lib.podman('kill', 'backup-pg1')
     proc = lib.run_playbook('promote.yml')
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert lib.current_primary(['backup-pg1', 'backup-pg2']) == 'backup-pg2'
     assert lib.holds_address(node('backup-pg2'), VIP)
     new_tl = lib.timeline('backup-pg2')
-    promoted = lib.psql(node('backup-pg2'), 'SELECT now()')
-    log_before = len(lib.trigger_log(repo()))
     lib.wait_for(lambda: any('caller=10.89.72.12 backup incr finished rc=0' in line
                              for line in lib.trigger_log(repo())[log_before:]),
                  timeout=150, interval=3, what='a scheduled backup asked for by the new primary')
@@ -587,7 +591,7 @@ def test_after_failover_the_new_primary_runs_the_schedule():
     lib.wait_for(lambda: lib.psql(node('backup-pg2'), "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j "
                                                       "USING (jobid) WHERE j.jobname = 'pgha-backup-incr' "
                                                       "AND d.status = 'succeeded' AND d.start_time > '%s'"
-                                  % promoted) != '0',
+                                  % before_promotion) != '0',
                  timeout=30, interval=1, what="the new primary's succeeded run in cron.job_run_details")
 
 
