@@ -41,6 +41,7 @@ OWNER_HINTS = {
     'synchronous_standby_names': 'use postgresql_synchronous_mode, _count and _names',
     'primary_conninfo': 'pg_replica sets it in postgresql.auto.conf',
     'primary_slot_name': 'pg_replica sets it in postgresql.auto.conf (postgresql_slot_name)',
+    'synchronized_standby_slots': 'the logical role sets it in postgresql.auto.conf (the other members\' slots)',
 }
 
 _BOOL_WORDS = {'true': True, 'false': False, 'yes': True, 'no': False}
