@@ -42,6 +42,10 @@ def _registered_and_facts():
     return names
 
 
+#: Variables of the collection's roles (documented with each role, not as runbook options).
+ROLE_PREFIXES = ('postgresql_', 'keepalived_', 'backup_', 'logical_')
+
+
 def runbook_options():
     """What an operator can pass with -e: the plays' own variables (not private, not
     ansible_*), and names read with '| default(' that no task registers or sets."""
@@ -49,10 +53,10 @@ def runbook_options():
     options = set()
     for path in PLAYBOOKS:
         for play in yaml.safe_load(open(path)) or []:
-            options.update(k for k in (play.get('vars') or {}) if not k.startswith(('__', 'ansible_')))
+            # a role's own variables set by a play (site.yml's subscribers) are not options
+            options.update(k for k in (play.get('vars') or {}) if not k.startswith(('__', 'ansible_') + ROLE_PREFIXES))
         options.update(n for n in re.findall(r"(?<!\| )(?<![.\w\]'])([a-z][a-z0-9_]+) \| default\(", open(path).read())
-                       if n not in assigned and not n.startswith(('__', 'ansible_', 'postgresql_', 'keepalived_',
-                                                                  'backup_', 'hostvars')))
+                       if n not in assigned and not n.startswith(('__', 'ansible_', 'hostvars') + ROLE_PREFIXES))
     for path in glob.glob(os.path.join(ROOT, 'playbooks', 'tasks', '*.yml')):
         options.update(n for n in re.findall(r'\b((?:pgha|runbook)_[a-z0-9_]+) \| default\(', open(path).read())
                        if n not in assigned)
