@@ -9,15 +9,18 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: pg_replication_info
-short_description: Report a PostgreSQL server's replication state and WAL positions, optionally wait or gate on lag
+short_description: Report a PostgreSQL server's physical and logical replication state, optionally wait or gate on lag
 version_added: 0.1.0
 description:
   - Read-only. Tells whether the server is a primary or a standby (RV(role)) and reports its WAL positions
     and timeline.
-  - On a primary it lists every connected standby (C(pg_stat_replication)) with its positions and lag, and
-    every replication slot (C(pg_replication_slots)) with the WAL it retains.
+  - On a primary it lists every connected standby (C(pg_stat_replication)) with its positions and lag.
+  - On any server it lists every replication slot (C(pg_replication_slots)), physical and logical, with the
+    WAL it retains, and (RV(logical_slots)) the logical ones again.
   - On a standby it reports the received and replayed positions, the last replayed transaction's time
     and the WAL receiver (its status and upstream).
+  - On any server it lists the logical replication subscriptions (C(pg_subscription) with the apply worker of
+    C(pg_stat_subscription)) of the connected database, or of each of O(subscription_databases).
   - Two optional gates for runbooks. O(wait_for_lsn) waits until standbys have replayed (or flushed) a
     position; O(max_lag_bytes) fails with a table of who lags by how much.
   - Never reports a change; runs the same in check mode.
@@ -36,8 +39,8 @@ options:
     description:
       - The C(application_name) of each standby to wait for with O(wait_for_lsn), on a primary. A name
         that is not connected counts as not there yet.
-      - Also limits the O(max_lag_bytes) check on a primary to these standbys (and to replication slots of
-        these names).
+      - Also limits the O(max_lag_bytes) check on a primary to these standbys (and to replication slots,
+        physical or logical, and subscriptions of these names).
       - Ignored on a standby.
     type: list
     elements: str
@@ -65,11 +68,29 @@ options:
         of every standby checked, its lag and its position.
       - On a primary, checks each connected standby's RV(standbys[].replay_lag_bytes), and each physical
         replication slot that no standby uses, by its RV(slots[].retained_bytes) (a disconnected
-        standby). With O(wait_for), only these names, and a name with neither counts as failing.
+        standby).
+      - On a primary, also checks each logical slot, named C(logical slot <name>) in the table, by its
+        RV(slots[].lag_bytes) (WAL not yet confirmed by its subscriber); an invalidated logical slot
+        counts as failing.
+      - On a primary with subscriptions (a subscriber), also fails for each subscription whose RV(subscriptions[].state)
+        is not V(streaming) or whose tables are not all ready, named C(subscription <name> (<database>)) in
+        the table with the reason. Its lag cannot be measured on the subscriber; gate on the publisher.
+      - With O(wait_for), only these names (standbys, slots, subscriptions), and a name with none counts as
+        failing.
       - On a standby, checks RV(receive_replay_lag_bytes), the WAL received but not yet replayed. That says
-        nothing about how far the standby is behind its primary; check that on the primary.
+        nothing about how far the standby is behind its primary; check that on the primary. Slots and
+        subscriptions are not checked on a standby (no apply worker runs there).
       - A lag that cannot be measured (a NULL position) counts as failing.
     type: int
+  subscription_databases:
+    description:
+      - The databases whose subscriptions RV(subscriptions) lists. The module connects to each in turn (with the
+        same login options; the connection to O(login_db) is reused).
+      - Empty, only the subscriptions of O(login_db). A subscription belongs to one database and its tables'
+        state (C(pg_subscription_rel)) is only visible from there.
+    type: list
+    elements: str
+    default: []
   login_user:
     description:
       - Role to connect as. Without superuser or C(pg_monitor) membership, PostgreSQL hides the positions
@@ -88,8 +109,13 @@ requirements:
 notes:
   - "The default connection (Unix socket, user C(postgres), peer authentication) works with
     C(become: true) and C(become_user: postgres) on the database host."
+  - The subscriptions are read without C(subconninfo) (which needs superuser), so any role may list them.
   - Lag in bytes on a primary is measured against C(pg_current_wal_lsn), read after the standbys and
-    slots, so it is never negative.
+    slots, so it is never negative. On a standby a slot's retained WAL is measured against the greater of
+    C(pg_last_wal_receive_lsn) and C(pg_last_wal_replay_lsn), read after the slots.
+  - The slot columns C(failover), C(synced) and C(invalidation_reason) and the subscription column C(subfailover)
+    exist from PostgreSQL 17; before, the module reports false, false, and V(wal_removed) for a slot whose
+    C(wal_status) is C(lost) (else null).
   - The timeline of a primary is read from the name of its current WAL file, which is exact from the moment
     of promotion (C(pg_control_checkpoint) lags until the next checkpoint). On a standby it is the timeline
     its WAL receiver streams on; without a streaming receiver, the larger of the control file's checkpoint
@@ -99,6 +125,12 @@ seealso:
   - name: pg_stat_replication in the PostgreSQL documentation
     description: The view of the connected standbys.
     link: https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-REPLICATION-VIEW
+  - name: pg_replication_slots in the PostgreSQL documentation
+    description: The view of the replication slots, physical and logical.
+    link: https://www.postgresql.org/docs/current/view-pg-replication-slots.html
+  - name: pg_stat_subscription in the PostgreSQL documentation
+    description: The view of the subscriptions' workers.
+    link: https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-SUBSCRIPTION
 extends_documentation_fragment:
   - pgha.cluster.connection
 author:
@@ -143,6 +175,25 @@ EXAMPLES = r'''
     wait_for: [pg2]
   become: true
   become_user: postgres
+
+- name: On the publisher, fail unless the logical slot cdc is within 16MB of the current position
+  pgha.cluster.pg_replication_info:
+    max_lag_bytes: 16777216
+    wait_for: [cdc]
+  become: true
+  become_user: postgres
+
+- name: On the subscriber, list the subscriptions of the databases app and crm (fails when one is not streaming)
+  pgha.cluster.pg_replication_info:
+    subscription_databases: [app, crm]
+    max_lag_bytes: 0
+  become: true
+  become_user: postgres
+  register: subscriber
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ subscriber.subscriptions | map(attribute='name') | zip(subscriber.subscriptions | map(attribute='state')) }}"
 '''
 
 RETURN = r'''
@@ -280,8 +331,11 @@ standbys:
       type: float
       sample: 0.001204
 slots:
-  description: One entry per replication slot (C(pg_replication_slots)), ordered by name.
-  returned: when RV(role) is primary
+  description:
+    - One entry per replication slot (C(pg_replication_slots)), physical and logical, ordered by name.
+    - On a standby (slots of a cascading standby, logical slots on a standby, slots synchronized from the
+      primary), RV(slots[].retained_bytes) is measured against the standby's received or replayed position.
+  returned: always
   type: list
   elements: dict
   contains:
@@ -311,9 +365,127 @@ slots:
       type: int
       sample: 10754195456
     retained_bytes:
-      description: RV(current_lsn) minus RV(slots[].restart_lsn), the WAL the slot holds back; null without restart_lsn.
+      description:
+        - RV(current_lsn) minus RV(slots[].restart_lsn), the WAL the slot holds back; null without restart_lsn.
+        - On a standby, the greater of RV(receive_lsn) and RV(replay_lsn) (read after the slots) minus
+          RV(slots[].restart_lsn).
       type: int
       sample: 328
+    database:
+      description: The database of a logical slot; null for a physical slot.
+      type: str
+      sample: app
+    plugin:
+      description: The output plugin of a logical slot (C(pgoutput) for a subscription); null for a physical slot.
+      type: str
+      sample: pgoutput
+    failover:
+      description: Whether the logical slot is synchronized to standbys (PostgreSQL 17); false before 17.
+      type: bool
+      sample: false
+    synced:
+      description: Whether the slot on a standby was synchronized from the primary (PostgreSQL 17); false before 17.
+      type: bool
+      sample: false
+    confirmed_flush_lsn:
+      description: Position up to which the logical slot's consumer confirmed the data; null for a physical slot.
+      type: str
+      sample: 0/5000148
+    invalidation_reason:
+      description:
+        - Why the slot was invalidated and can no longer be used (C(wal_removed), C(rows_removed),
+          C(wal_level_insufficient), ...); null while it is valid.
+        - Before PostgreSQL 17, V(wal_removed) when RV(slots[].wal_status) is C(lost), else null.
+      type: str
+      sample: null
+    lag_bytes:
+      description:
+        - For a logical slot on a primary, RV(current_lsn) minus RV(slots[].confirmed_flush_lsn), the WAL its
+          subscriber has not confirmed yet; the lag of logical replication. Null for a physical slot, on a
+          standby, and without confirmed_flush_lsn.
+      type: int
+      sample: 0
+logical_slots:
+  description: The entries of RV(slots) whose RV(slots[].slot_type) is C(logical), with the same keys.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {slot_name: cdc, slot_type: logical, database: app, plugin: pgoutput, active: true, restart_lsn: 0/5000100,
+       confirmed_flush_lsn: 0/5000148, wal_status: reserved, safe_wal_size: null, retained_bytes: 72,
+       failover: false, synced: false, invalidation_reason: null, lag_bytes: 0}
+subscriptions:
+  description:
+    - One entry per subscription (C(pg_subscription) with its apply worker in C(pg_stat_subscription)) of the
+      connected database, or of each database in O(subscription_databases) (in that order), ordered by name.
+    - On a standby the subscriptions are the primary's, replicated; no apply worker runs there, so an enabled
+      one shows V(down).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The subscription's name.
+      type: str
+      sample: app_sub
+    database:
+      description: The database the subscription belongs to.
+      type: str
+      sample: app
+    enabled:
+      description: C(subenabled).
+      type: bool
+      sample: true
+    publications:
+      description: The publications it subscribes to.
+      type: list
+      elements: str
+      sample: [app_pub]
+    slot_name:
+      description: Its slot on the publisher; null with C(slot_name = NONE).
+      type: str
+      sample: app_sub
+    failover:
+      description: C(subfailover), whether its slot on the publisher is synchronized to the publisher's standbys
+        (PostgreSQL 17); false before 17.
+      type: bool
+      sample: false
+    worker_running:
+      description: Whether its apply worker runs.
+      type: bool
+      sample: true
+    received_lsn:
+      description: Last position the apply worker received; null without a worker.
+      type: str
+      sample: 0/5000148
+    latest_end_lsn:
+      description: Last position reported back to the publisher; null without a worker.
+      type: str
+      sample: 0/5000148
+    last_msg_receipt_time:
+      description: When the last message from the publisher arrived, in ISO 8601; null without one.
+      type: str
+      sample: "2026-11-25T12:21:57.656734+00:00"
+    state:
+      description: V(streaming) (enabled and its apply worker runs), V(disabled) (not enabled) or V(down)
+        (enabled, no apply worker).
+      type: str
+      sample: streaming
+    tables_total:
+      description: Its tables (C(pg_subscription_rel) rows).
+      type: int
+      sample: 12
+    tables_ready:
+      description: Those in the state ready (C(srsubstate) C(r)); fewer while the initial copy runs.
+      type: int
+      sample: 12
+    lag_bytes:
+      description:
+        - Always null. The lag of a subscription cannot be measured on the subscriber; on the publisher it is the
+          RV(slots[].lag_bytes) of the subscription's slot (its RV(slots[].retained_bytes) is the WAL it
+          holds back).
+      type: int
+      sample: null
 receive_lsn:
   description: C(pg_last_wal_receive_lsn); null when nothing was streamed since the server started.
   returned: when RV(role) is standby
@@ -390,15 +562,23 @@ lagging:
   description:
     - The entries over O(max_lag_bytes) (empty when all are within). Each has C(name), C(state), C(lag_bytes)
       (null when unknown) and C(position).
+    - A logical slot's entry is named C(logical slot <name>), its position is its C(confirmed_flush_lsn).
+    - A subscription's entry is named C(subscription <name> (<database>)), has C(lag_bytes) null, and one more
+      key, C(reason), why it fails (not streaming, tables not ready).
   returned: when O(max_lag_bytes) is set
   type: list
   elements: dict
-  sample: [{name: pg2, state: disconnected (slot inactive), lag_bytes: 16777560, position: restart_lsn 0/3000000}]
+  sample:
+    - {name: pg2, state: disconnected (slot inactive), lag_bytes: 16777560, position: restart_lsn 0/3000000}
+    - {name: logical slot cdc, state: inactive, lag_bytes: 4096, position: confirmed_flush_lsn 0/5000000}
+    - {name: subscription app_sub (app), state: down, lag_bytes: null, position: "received_lsn None, tables ready 3/3",
+       reason: enabled but no apply worker runs}
 '''
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
     DatabaseError,
     LsnError,
@@ -409,6 +589,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
     int_to_lsn,
     lsn_to_int,
     normalize_lsn,
+    open_connection,
     pgha_argument_spec,
     query_all,
     query_one,
@@ -417,8 +598,10 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pgha_replication impo
     STANDBY_POSITIONS_SQL,
     STANDBYS_SQL,
     gather,
+    read_subscriptions,
 )
 
+APPLICATION_NAME = 'pgha.cluster.pg_replication_info'
 LAG_HEADERS = ('name', 'state', 'lag_bytes', 'position', 'verdict')
 
 
@@ -427,8 +610,34 @@ LAG_HEADERS = ('name', 'state', 'lag_bytes', 'position', 'verdict')
 # --------------------------------------------------------------------------
 
 
+def logical_slot_entry(slot):
+    """A logical slot in the max_lag_bytes check: its lag_bytes; an invalidated slot's lag is unknown."""
+    if slot['invalidation_reason']:
+        state, lag = 'invalidated (%s)' % slot['invalidation_reason'], None
+    else:
+        state, lag = 'active' if slot['active'] else 'inactive', slot['lag_bytes']
+    return dict(name='logical slot %s' % slot['slot_name'], state=state, lag_bytes=lag,
+                position='confirmed_flush_lsn %s' % slot['confirmed_flush_lsn'])
+
+
+def subscription_entry(sub):
+    """A subscription in the max_lag_bytes check: judged by its state and its tables (its lag cannot be
+    measured on the subscriber); reason says why it fails, None when it does not."""
+    problems = []
+    if sub['state'] == 'disabled':
+        problems.append('subscription disabled')
+    elif sub['state'] != 'streaming':
+        problems.append('enabled but no apply worker runs')
+    if sub['tables_ready'] < sub['tables_total']:
+        problems.append('%d of %d tables not ready' % (sub['tables_total'] - sub['tables_ready'], sub['tables_total']))
+    position = 'received_lsn %s, tables ready %d/%d' % (sub['received_lsn'], sub['tables_ready'], sub['tables_total'])
+    return dict(name='subscription %s (%s)' % (sub['name'], sub['database']), state=sub['state'], lag_bytes=None,
+                position=position, reason='; '.join(problems) or None)
+
+
 def primary_lag_entries(info, names=None):
-    """What max_lag_bytes checks on a primary: connected standbys and unused physical slots."""
+    """What max_lag_bytes checks on a primary: connected standbys, unused physical slots, logical slots
+    and subscriptions."""
     names = list(names or [])
     entries = []
     seen = set()
@@ -447,6 +656,16 @@ def primary_lag_entries(info, names=None):
         seen.add(slot['slot_name'])
         entries.append(dict(name=slot['slot_name'], state='disconnected (slot inactive)',
                             lag_bytes=slot['retained_bytes'], position='restart_lsn %s' % slot['restart_lsn']))
+    for slot in info.get('slots', []):
+        if slot['slot_type'] != 'logical' or (names and slot['slot_name'] not in names):
+            continue
+        seen.add(slot['slot_name'])
+        entries.append(logical_slot_entry(slot))
+    for sub in info.get('subscriptions', []):
+        if names and sub['name'] not in names:
+            continue
+        seen.add(sub['name'])
+        entries.append(subscription_entry(sub))
     for name in names:
         if name not in seen:
             entries.append(dict(name=name, state='not connected, no slot', lag_bytes=None, position=None))
@@ -463,13 +682,23 @@ def standby_lag_entries(info):
 
 
 def over_limit(entry, max_lag_bytes):
+    if 'reason' in entry:  # a subscription: judged by its state, not by a lag
+        return entry['reason'] is not None
     return entry['lag_bytes'] is None or entry['lag_bytes'] > max_lag_bytes
+
+
+def lag_row(entry, max_lag_bytes):
+    """One line of lag_message's table."""
+    if 'reason' in entry:
+        return (entry['name'], entry['state'], 'n/a', entry['position'],
+                'FAIL: %s' % entry['reason'] if entry['reason'] else 'ok')
+    return (entry['name'], entry['state'], 'unknown' if entry['lag_bytes'] is None else entry['lag_bytes'],
+            entry['position'], 'OVER' if over_limit(entry, max_lag_bytes) else 'ok')
 
 
 def lag_message(info, entries, max_lag_bytes):
     """The failure message of max_lag_bytes: a sentence and a table of every entry checked."""
-    rows = [(e['name'], e['state'], 'unknown' if e['lag_bytes'] is None else e['lag_bytes'], e['position'],
-             'OVER' if over_limit(e, max_lag_bytes) else 'ok') for e in entries]
+    rows = [lag_row(e, max_lag_bytes) for e in entries]
     where = ('this primary (lag measured against current_lsn %s, timeline %s)' % (info['current_lsn'], info['timeline'])
              if info['role'] == 'primary' else 'this standby')
     count = len([e for e in entries if over_limit(e, max_lag_bytes)])
@@ -541,6 +770,41 @@ def wait_on_standby(module, cursor, target_lsn):
         time.sleep(max(0.0, min(p['poll_interval'], p['timeout'] - elapsed)))
 
 
+def connect_database(module, dbname):
+    """connect() to another database of the same server (subscription_databases)."""
+    params = dict(module.params, login_db=dbname)
+    try:
+        return open_connection(params, application_name=APPLICATION_NAME)
+    except Exception as e:  # psycopg2.Error, or a bad keyword
+        module.fail_json(msg='Cannot connect to PostgreSQL at %s (subscription_databases): %s'
+                         % (describe_target(params), ' '.join(to_native(e).split())))
+
+
+def read_all_subscriptions(module, cursor, server_version):
+    """subscriptions[]: of login_db, or of each of subscription_databases (reusing the connection to login_db)."""
+    p = module.params
+    databases = []
+    for dbname in p['subscription_databases']:
+        if dbname not in databases:
+            databases.append(dbname)
+    if not databases:
+        return read_subscriptions(cursor, server_version)
+    subscriptions = []
+    for dbname in databases:
+        if dbname == p['login_db']:
+            subscriptions.extend(read_subscriptions(cursor, server_version))
+            continue
+        conn, other = connect_database(module, dbname)
+        try:
+            subscriptions.extend(read_subscriptions(other, server_version))
+        except DatabaseError as e:
+            module.fail_json(msg='PostgreSQL error at %s: %s'
+                             % (describe_target(dict(p, login_db=dbname)), error_text(e)))
+        finally:
+            conn.close()
+    return subscriptions
+
+
 def run(module, cursor, server_version):
     p = module.params
     target_lsn = None
@@ -561,7 +825,8 @@ def run(module, cursor, server_version):
                                      'standby to wait for (see the standbys listed by this module).')
             wait_elapsed = wait_on_primary(module, cursor, target_lsn)
 
-    info = gather(cursor, server_version)
+    info = gather(cursor, server_version, logical=True)
+    info['subscriptions'] = read_all_subscriptions(module, cursor, server_version)
     result = dict(changed=False, **info)
     if wait_elapsed is not None:
         result['wait_elapsed'] = round(wait_elapsed, 3)
@@ -586,6 +851,7 @@ def main():
         timeout=dict(type='float', default=60),
         poll_interval=dict(type='float', default=0.5),
         max_lag_bytes=dict(type='int'),
+        subscription_databases=dict(type='list', elements='str', default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
@@ -595,7 +861,7 @@ def main():
     if p['max_lag_bytes'] is not None and p['max_lag_bytes'] < 0:
         module.fail_json(msg='max_lag_bytes must be >= 0 (got %s).' % p['max_lag_bytes'])
 
-    conn, cursor = connect(module, application_name='pgha.cluster.pg_replication_info')
+    conn, cursor = connect(module, application_name=APPLICATION_NAME)
     try:
         result = run(module, cursor, conn.server_version)
     except DatabaseError as e:
