@@ -16,6 +16,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 MEASURED = []
 
 
+#: State one test file of a scenario hands to the next (they run in one process, in file order).
+SHARED = {}
+
+
 def measured(line):
     """Keep a measurement for the run's summary (a number to report, never a timed assertion)."""
     MEASURED.append(line)

@@ -9,7 +9,7 @@ changes, and a switchover through its template swaps the roles (and a second
 one swaps them back, so the lifecycle walk that follows starts from the
 provisioned cluster).
 
-This file runs before test_lifecycle.py (file order) and leaves the cluster
+This file runs first (conftest.FILE_ORDER) and leaves the cluster
 as it found it."""
 
 import os

@@ -96,9 +96,8 @@ def test_provisioned_cluster_with_vips_sync_and_fence_watch():
         # the node that created the cluster serves as primary: its initdb marker is retired,
         # and the replicas, cloned from it, no longer keep theirs
         assert not node(n).file('/var/lib/postgresql/17/.pgha-initdb-main').exists, n
-    primary = node('lifecycle-pg1')
-    lib.psql(primary, 'CREATE TABLE acked (id int PRIMARY KEY, at timestamptz DEFAULT now())', db='app')
-    lib.psql(primary, 'GRANT INSERT, SELECT ON acked TO app', db='app')
+    # converge.yml created the application's tables
+    assert lib.psql(node('lifecycle-pg1'), "SELECT to_regclass('acked') IS NOT NULL", db='app') == 't'
 
 
 def test_reader_vip_falls_back_to_the_primary():
@@ -170,6 +169,9 @@ def test_walk1_kill_the_primary_under_load_and_promote(tmp_path):
     proc = run('promote.yml')
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert 'write probe   : OK via %s' % WRITER_VIP in proc.stdout
+    # the subscriber's failover slot is on the promoted node (logical.report)
+    assert re.search(r'subscription  : app_sub on lifecycle-sub: slot app_sub on lifecycle-pg[23] ', proc.stdout), \
+        proc.stdout[-3000:]
     lib.measured('walk 1: promote.yml took %s s' % re.search(r'PROMOTE SUMMARY \(([0-9.]+) s\)', proc.stdout).group(1))
     new = lib.current_primary(NAMES[1:])
     assert lib.summary_moves(proc.stdout) == (new, 'lifecycle-pg1')
@@ -179,6 +181,28 @@ def test_walk1_kill_the_primary_under_load_and_promote(tmp_path):
     # run again (the scenario's own inventory still names the lost primary): nothing to do
     proc = run('promote.yml', inventory=lib.inventory_dir())
     assert proc.returncode == 0 and 'NOTHING TO DO' in proc.stdout, proc.stdout[-3000:]
+
+
+def subscriber_matches(primary, what):
+    """The logical subscriber (test_logical.py subscribed it) holds exactly the primary's rows of
+    acked: a lost row or a row applied twice (the primary key stops the apply) never matches."""
+    sub = node('lifecycle-sub')
+    lib.wait_for(lambda: lib.table_digest(sub, 'acked') == lib.table_digest(node(primary), 'acked'), timeout=60,
+                 what='%s: acked on the subscriber equal to %s' % (what, primary))
+    assert lib.psql(sub, "SELECT oid FROM pg_subscription WHERE subname = 'app_sub'") == \
+        lib.SHARED['subscription_oid'], 'the subscription was re-created'
+
+
+def test_walk1_subscriber_follows_the_promoted_node():
+    """PostgreSQL 17 failover slots: the subscription goes on from the promoted node through the
+    writer VIP, with the same subscription and slot, and is not held back by the dead old primary."""
+    new = STATE['primary']
+    other = [n for n in NAMES[1:] if n != new][0]
+    assert lib.psql(node(new), 'SHOW synchronized_standby_slots') == other.replace('-', '_')
+    lib.psql(node(new), 'INSERT INTO acked (id) SELECT g FROM generate_series(800001, 800050) g', db='app')
+    subscriber_matches(new, 'after promote.yml')
+    assert lib.psql(node(new), "SELECT failover, active FROM pg_replication_slots WHERE slot_name = 'app_sub'") == \
+        't|t'
 
 
 def test_walk1_status_shows_the_new_timeline_at_once():
@@ -191,6 +215,7 @@ def test_walk1_status_shows_the_new_timeline_at_once():
     row = [line.split() for line in proc.stdout.splitlines() if re.search(r'\b%s\s+yes\s+PRIMARY' % new, line)]
     assert row and row[0][row[0].index('PRIMARY') + 1] == str(timeline), proc.stdout[-3000:]
     assert 'DEGRADED' in proc.stdout and 'lifecycle-pg1 unreachable' in proc.stdout
+    assert 'subscription  : app_sub on lifecycle-sub: slot app_sub on %s' % new in proc.stdout, proc.stdout[-3000:]
 
 
 def test_walk1_killed_primary_comes_back_fenced():
@@ -274,6 +299,7 @@ def test_walk1_switchover_back_under_load(tmp_path):
 
 def test_walk1_site_after_switchover_changes_nothing():
     assert_site_changes_nothing('after switchover.yml')
+    subscriber_matches('lifecycle-pg1', 'after switchover.yml back')
 
 
 # --------------------------------------------------------------------------
@@ -305,8 +331,11 @@ def test_walk2_partitioned_primary_fences_itself_after_the_heal(tmp_path):
     lib.measured('walk 2: the partitioned primary fenced itself %.1f s after the heal (bound %d s, isolated for %.0f s)'
                  % (took, FENCE_BOUND, healed_at - isolated_at))
     assert took <= FENCE_BOUND, 'fenced only after %.1f s (bound %d s)' % (took, FENCE_BOUND)
-    log = node(old).run('journalctl -u pgha-fence-watch --no-pager').stdout
-    assert 'FENCING this running primary' in log and 'rejoin.yml -e rejoin_host=%s' % old in log
+    # the fence watch logs its second line once `systemctl stop` returned, which can be after the
+    # server is seen down
+    lib.wait_for(lambda: all(w in node(old).run('journalctl -u pgha-fence-watch --no-pager').stdout
+                             for w in ('FENCING this running primary', 'rejoin.yml -e rejoin_host=%s' % old)),
+                 timeout=20, what="the fence watch's two log lines")
     stop_writer(writer)
     # with synchronous replication the cut-off primary acknowledged nothing new (at most the one
     # commit in flight at the instant of the cut, whose standby ack was already on its way), and
