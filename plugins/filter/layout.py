@@ -43,9 +43,13 @@ def pg_layout(version, cluster='main', port=5432):
     """Where Debian's postgresql-common puts cluster <cluster> of PostgreSQL <version>.
 
     Returns {version, cluster, port, bin_dir, conf_dir, data_dir, service, socket_dir,
-    pid_file, log_file, home, pgpass, initdb_marker, fence_marker, server_packages, cron_package}.
+    pid_file, log_file, home, pgpass, initdb_marker, fence_marker, upgrade_handed_over,
+    upgrade_cutover, server_packages, cron_package}.
     The markers live beside the data directory, outside it: a restore or a re-clone
-    of the data directory never carries them along."""
+    of the data directory never carries them along. The two upgrade markers (left by
+    upgrade.yml's cutover: on the old cluster's members, which handed the writer VIP
+    over; on the new cluster's, which took it) do not depend on the version: the old
+    and the new cluster run different ones."""
     v = _version(version)
     cluster = str(cluster)
     if not cluster or '/' in cluster or cluster in ('.', '..'):
@@ -66,6 +70,8 @@ def pg_layout(version, cluster='main', port=5432):
         'pgpass': HOME + '/.pgpass',
         'initdb_marker': '%s/.pgha-initdb-%s' % (base, cluster),
         'fence_marker': '%s/.pgha-fenced-%s' % (base, cluster),
+        'upgrade_handed_over': '%s/.pgha-upgrade-handed-over' % HOME,
+        'upgrade_cutover': '%s/.pgha-upgrade-cutover' % HOME,
         'server_packages': ['postgresql-%d' % v, 'postgresql-client-%d' % v],
         'cron_package': 'postgresql-%d-cron' % v,
     }

@@ -31,6 +31,15 @@ def test_another_cluster_and_port_and_version_as_text():
     assert lay['fence_marker'] == '/var/lib/postgresql/15/.pgha-fenced-reports'
 
 
+def test_the_upgrade_markers_are_the_same_for_every_version():
+    """upgrade.yml writes them on an old cluster (15) and reads them through a new one's
+    layout (17): they must not depend on the version, nor sit in a data directory."""
+    old, new = pg_layout(15), pg_layout(17)
+    for marker in ('upgrade_handed_over', 'upgrade_cutover'):
+        assert old[marker] == new[marker] and old[marker].startswith('/var/lib/postgresql/.pgha-upgrade-')
+    assert old['upgrade_handed_over'] != old['upgrade_cutover']
+
+
 @pytest.mark.parametrize('version,cluster', [('seventeen', 'main'), (9, 'main'), (None, 'main'), (17, '../x'),
                                              (17, ''), (17, '..')])
 def test_bad_layout_input(version, cluster):
