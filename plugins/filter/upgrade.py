@@ -243,14 +243,14 @@ def upgrade_capacity_errors(settings, databases, existing_slots, existing_sender
     return errors
 
 
-def _quote_ident(name, sequence):
+def _quote_ident(name, sequence, where='upgrade_sequence_sql: sequence'):
     if not isinstance(name, str) or not name:
-        raise AnsibleFilterError('upgrade_sequence_sql: sequence %s has an empty or non-text schema or name' % sequence)
+        raise AnsibleFilterError('%s %s has an empty or non-text schema or name' % (where, sequence))
     if '\x00' in name:
-        raise AnsibleFilterError('upgrade_sequence_sql: sequence %s has a NUL byte in its name' % sequence)
+        raise AnsibleFilterError('%s %s has a NUL byte in its name' % (where, sequence))
     if len(name.encode('utf-8')) > _MAX_IDENT_BYTES:
-        raise AnsibleFilterError('upgrade_sequence_sql: sequence %s has a name longer than %d bytes, which PostgreSQL '
-                                 'would cut (another object)' % (sequence, _MAX_IDENT_BYTES))
+        raise AnsibleFilterError('%s %s has a name longer than %d bytes, which PostgreSQL would cut (another object)'
+                                 % (where, sequence, _MAX_IDENT_BYTES))
     return '"%s"' % name.replace('"', '""')
 
 
@@ -393,6 +393,138 @@ def upgrade_downtime(marks):
     return {'write_downtime': round(downtime, 1), 'total': round(times[-1] - times[0], 1)}
 
 
+def _as_bool(value):
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in _TRUE
+
+
+def upgrade_role_flags(role):
+    """postgresql_user's role_attr_flags for a role read from the old primary's pg_authid
+    ({rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolcanlogin, rolbypassrls,
+    rolinherit}): the same attributes on the new cluster."""
+    if not isinstance(role, dict):
+        raise AnsibleFilterError('upgrade_role_flags expects a pg_authid row, got %r' % (role,))
+    flags = []
+    for column, flag in (('rolsuper', 'SUPERUSER'), ('rolcreatedb', 'CREATEDB'), ('rolcreaterole', 'CREATEROLE'),
+                         ('rolreplication', 'REPLICATION'), ('rolcanlogin', 'LOGIN'), ('rolbypassrls', 'BYPASSRLS'),
+                         ('rolinherit', 'INHERIT')):
+        if column not in role:
+            raise AnsibleFilterError('upgrade_role_flags: role %r has no %s' % (role.get('rolname'), column))
+        flags.append(flag if _as_bool(role[column]) else 'NO' + flag)
+    return ','.join(flags)
+
+
+def _join(names):
+    return ', '.join(sorted(names))
+
+
+def upgrade_errors(old, new, old_databases, new_databases, available, options):
+    """Everything upgrade.yml refuses before it changes anything, as messages naming the
+    object and the fix (empty: go ahead).
+
+    old, new: each cluster's primary as read by upgrade.yml ({version, in_recovery,
+    wal_level, max_replication_slots, max_wal_senders, slots, senders, databases,
+    all_databases, subscriptions}); old_databases, new_databases: {database: {tables:
+    [{table, identity, has_pk, rows}], extensions, publication_all_tables, subscriptions}}
+    (new_databases holds only the databases the new cluster has); available: the new
+    version's extensions; options: {action, reverse, cutover_done, publication,
+    subscription, old_host, new_host, new_addresses, old_addresses}."""
+    for value, what in ((old, 'old'), (new, 'new'), (old_databases, 'old_databases'),
+                        (new_databases, 'new_databases'), (options, 'options')):
+        if not isinstance(value, dict):
+            raise AnsibleFilterError('upgrade_errors: %s must be a dict, got %r' % (what, type(value).__name__))
+    action = options.get('action', 'upgrade')
+    publication = options.get('publication')
+    subscription = options.get('subscription')
+    old_host, new_host = options.get('old_host', 'the old primary'), options.get('new_host', 'the new primary')
+    databases = sorted(old.get('databases') or [])
+    errors = []
+    if action == 'rollback':
+        if not _as_bool(options.get('cutover_done')):
+            errors.append('upgrade_action=rollback, but no cutover happened (%s has no cutover marker): writes still '
+                          'go to the old cluster, there is nothing to roll back. Fix: leave upgrade_action out to '
+                          'continue the upgrade.' % new_host)
+        elif int(old.get('subscriptions') or 0) < len(databases):
+            errors.append('upgrade_action=rollback, but %s has no subscription %s in every database (no reverse '
+                          'replication, upgrade_reverse=false): moving writes back would lose every write made on '
+                          '%s since the cutover. Refused; if you accept that loss, point the applications at %s by '
+                          'hand.' % (old_host, subscription, new_host, old_host))
+        return errors
+    if _as_bool(options.get('cutover_done')):
+        return []
+    errors.extend(upgrade_version_errors(old.get('version'), new.get('version')))
+    if _as_bool(old.get('in_recovery')):
+        errors.append('%s, the first host of group upgrade_source, is a standby. Fix: list the old cluster\'s primary '
+                      'first in upgrade_source.' % old_host)
+    if not databases:
+        errors.append('%s has no database to migrate (postgres and the templates are not migrated).' % old_host)
+        return errors
+    slots = [('%s_%s' % (subscription, d)) for d in databases]
+    if len(set(s.lower() for s in slots)) < len(slots):
+        errors.append('databases %s give the same slot name. Fix: migrate them one at a time.' % _join(databases))
+    errors.extend(upgrade_table_errors(dict((d, (old_databases.get(d) or {}).get('tables') or []) for d in databases)))
+    errors.extend(upgrade_extension_errors(
+        dict((d, (old_databases.get(d) or {}).get('extensions') or []) for d in databases), available, new.get('version')))
+    if int(new.get('subscriptions') or 0) == 0:
+        errors.extend(upgrade_capacity_errors(old, databases, old.get('slots'), old.get('senders'),
+                                              'the old primary %s' % old_host))
+    if _as_bool(options.get('reverse', True)):
+        errors.extend(upgrade_capacity_errors(new, databases, new.get('slots'), new.get('senders'),
+                                              'the new primary %s (for the reverse replication; or '
+                                              'upgrade_reverse=false)' % new_host))
+    no_pub = [d for d in databases if not _as_bool((old_databases.get(d) or {}).get('publication_all_tables') or False)]
+    if no_pub:
+        errors.append(
+            'the old primary %s has no publication %s FOR ALL TABLES in database%s %s. Fix: in the OLD cluster\'s '
+            'inventory set logical_publications: [%s] and logical_subscriber_sources: [%s] (the new cluster\'s '
+            'addresses), then run site.yml on it.'
+            % (old_host, publication, '' if len(no_pub) == 1 else 's', _join(no_pub),
+               ', '.join('{name: %s, database: %s, all_tables: true}' % (publication, d) for d in no_pub),
+               ', '.join(options.get('new_addresses') or ['<new cluster address>/32'])))
+    missing = [d for d in databases if d not in new_databases]
+    if missing:
+        errors.append(
+            'database%s %s of the old cluster do%s not exist on the new primary %s. Fix: add %s to pg_primary_databases '
+            '(with the same owner) in this inventory and run site.yml.'
+            % ('' if len(missing) == 1 else 's', _join(missing), 'es' if len(missing) == 1 else '', new_host,
+               _join(missing)))
+    for d in databases:
+        info = new_databases.get(d)
+        if info is None or int(info.get('subscriptions') or 0) > 0:
+            continue
+        full = [t.get('table') for t in info.get('tables') or [] if int(t.get('rows') or 0) > 0]
+        if full:
+            errors.append(
+                'database %s on the new primary %s already has rows (%s) and no subscription %s: the initial copy '
+                'would duplicate or collide with them (a rolled-back upgrade leaves them). Fix: drop and re-create '
+                'the new cluster\'s database %s (site.yml creates it), then run upgrade.yml again.'
+                % (d, new_host, _join(full[:5]) + (', ...' if len(full) > 5 else ''), subscription, d))
+    if _as_bool(options.get('reverse', True)):
+        no_rev = [d for d in databases if d in new_databases
+                  and not _as_bool(new_databases[d].get('publication_all_tables') or False)]
+        if no_rev:
+            errors.append(
+                'the new primary %s has no publication %s FOR ALL TABLES in database%s %s, which the reverse '
+                'replication (the rollback target) needs. Fix: in this inventory set logical_publications: [%s] and '
+                'logical_subscriber_sources: [%s] (the old cluster\'s addresses), then run site.yml; or '
+                'upgrade_reverse=false (no rollback without losing writes).'
+                % (new_host, publication, '' if len(no_rev) == 1 else 's', _join(no_rev),
+                   ', '.join('{name: %s, database: %s, all_tables: true}' % (publication, d) for d in no_rev),
+                   ', '.join(options.get('old_addresses') or ['<old cluster address>/32'])))
+    return errors
+
+
+def upgrade_read_only_sql(databases, read_only):
+    """The statements that make each database read-only for new transactions
+    (ALTER DATABASE "db" SET default_transaction_read_only = on) or take writes again
+    (... RESET default_transaction_read_only), names quoted as identifiers."""
+    if not isinstance(databases, (list, tuple)):
+        raise AnsibleFilterError('upgrade_read_only_sql expects a list of database names, got %r' % (databases,))
+    action = 'SET default_transaction_read_only = on' if _as_bool(read_only) else 'RESET default_transaction_read_only'
+    return ['ALTER DATABASE %s %s' % (_quote_ident(d, repr(d), 'upgrade_read_only_sql: database'), action) for d in databases]
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -403,4 +535,7 @@ class FilterModule(object):
             'upgrade_sequence_sql': upgrade_sequence_sql,
             'upgrade_plan': upgrade_plan,
             'upgrade_downtime': upgrade_downtime,
+            'upgrade_role_flags': upgrade_role_flags,
+            'upgrade_errors': upgrade_errors,
+            'upgrade_read_only_sql': upgrade_read_only_sql,
         }

@@ -22,6 +22,9 @@ def test_filters_are_exported():
         'upgrade_sequence_sql': f.upgrade_sequence_sql,
         'upgrade_plan': f.upgrade_plan,
         'upgrade_downtime': f.upgrade_downtime,
+        'upgrade_role_flags': f.upgrade_role_flags,
+        'upgrade_errors': f.upgrade_errors,
+        'upgrade_read_only_sql': f.upgrade_read_only_sql,
     }
 
 
@@ -358,3 +361,127 @@ def test_malformed_marks_raise(marks):
 def test_writes_back_before_writes_stopped_raises():
     with pytest.raises(AnsibleFilterError, match='before'):
         f.upgrade_downtime([['writes back', 10.0], ['writes stopped', 12.0]])
+
+
+
+# --------------------------------------------------------------------------
+# upgrade_role_flags, upgrade_read_only_sql, upgrade_errors
+# --------------------------------------------------------------------------
+
+def _role(**kw):
+    row = dict(rolname='app', rolsuper=False, rolcreatedb=False, rolcreaterole=False, rolreplication=False,
+               rolcanlogin=True, rolbypassrls=False, rolinherit=True)
+    row.update(kw)
+    return row
+
+
+def test_role_flags_copy_every_attribute():
+    assert f.upgrade_role_flags(_role()) == \
+        'NOSUPERUSER,NOCREATEDB,NOCREATEROLE,NOREPLICATION,LOGIN,NOBYPASSRLS,INHERIT'
+    assert f.upgrade_role_flags(_role(rolsuper=True, rolcanlogin=False, rolinherit='f')) == \
+        'SUPERUSER,NOCREATEDB,NOCREATEROLE,NOREPLICATION,NOLOGIN,NOBYPASSRLS,NOINHERIT'
+
+
+def test_role_flags_refuse_a_row_without_an_attribute():
+    row = _role()
+    del row['rolbypassrls']
+    with pytest.raises(AnsibleFilterError, match='rolbypassrls'):
+        f.upgrade_role_flags(row)
+
+
+def test_read_only_sql_quotes_the_names():
+    assert f.upgrade_read_only_sql(['app', 'Odd"name'], True) == [
+        'ALTER DATABASE "app" SET default_transaction_read_only = on',
+        'ALTER DATABASE "Odd""name" SET default_transaction_read_only = on']
+    assert f.upgrade_read_only_sql(['app'], False) == ['ALTER DATABASE "app" RESET default_transaction_read_only']
+    with pytest.raises(AnsibleFilterError, match='upgrade_read_only_sql: database'):
+        f.upgrade_read_only_sql([''], True)
+
+
+def _cluster(version, **kw):
+    c = dict(version=version, in_recovery=False, wal_level='logical', max_replication_slots='10',
+             max_wal_senders='10', slots=1, senders=1, databases=['app'], all_databases=['app', 'postgres'],
+             subscriptions=0)
+    c.update(kw)
+    return c
+
+
+def _db(tables=None, publication=True, subscriptions=0, extensions=None):
+    return dict(tables=[{'table': 'public.t', 'identity': 'd', 'has_pk': True, 'rows': 1}] if tables is None else tables,
+                extensions=extensions or [{'name': 'plpgsql', 'version': '1.0'}],
+                publication_all_tables=publication, subscriptions=subscriptions)
+
+
+OPTS = dict(action='upgrade', reverse=True, cutover_done=False, publication='pgha_upgrade',
+            subscription='pgha_upgrade', old_host='old1', new_host='new1',
+            new_addresses=['10.0.0.20/32'], old_addresses=['10.0.0.31/32'])
+
+
+def _errors(old=None, new=None, old_dbs=None, new_dbs=None, **opts):
+    options = dict(OPTS, **opts)
+    return f.upgrade_errors(old or _cluster(15), new or _cluster(17, databases=['app']),
+                            {'app': _db()} if old_dbs is None else old_dbs,
+                            {'app': _db(tables=[])} if new_dbs is None else new_dbs, ['plpgsql'], options)
+
+
+def test_a_ready_pair_of_clusters_has_no_error():
+    assert _errors() == []
+
+
+def test_the_same_or_an_older_version_is_refused():
+    assert 'both 17' in ' '.join(_errors(old=_cluster(17)))
+    assert 'does not downgrade' in ' '.join(_errors(old=_cluster(17), new=_cluster(15)))
+
+
+def test_a_standby_listed_first_is_refused():
+    assert 'upgrade_source, is a standby' in ' '.join(_errors(old=_cluster(15, in_recovery=True)))
+
+
+def test_a_table_without_identity_is_refused_naming_it():
+    bad = _db(tables=[{'table': 'public.nopk', 'identity': 'd', 'has_pk': False, 'rows': 0}])
+    assert 'public.nopk' in ' '.join(_errors(old_dbs={'app': bad}))
+
+
+def test_a_missing_publication_names_the_fix_for_the_old_inventory():
+    text = ' '.join(_errors(old_dbs={'app': _db(publication=None)}))
+    assert 'no publication pgha_upgrade FOR ALL TABLES in database app' in text
+    assert '{name: pgha_upgrade, database: app, all_tables: true}' in text and '10.0.0.20/32' in text
+
+
+def test_a_database_missing_on_the_new_cluster_is_refused():
+    assert 'do' in ' '.join(_errors(new_dbs={}))
+    assert 'pg_primary_databases' in ' '.join(_errors(new_dbs={}))
+
+
+def test_rows_already_on_the_new_cluster_without_a_subscription_are_refused():
+    text = ' '.join(_errors(new_dbs={'app': _db()}))
+    assert 'already has rows (public.t)' in text and 'drop and re-create' in text
+    # a re-run: the subscription exists, its copied rows are expected
+    assert _errors(new_dbs={'app': _db(subscriptions=1)}, new=_cluster(17, subscriptions=1)) == []
+
+
+def test_the_reverse_replication_needs_a_publication_on_the_new_cluster():
+    text = ' '.join(_errors(new_dbs={'app': _db(tables=[], publication=None)}))
+    assert 'which the reverse replication' in text and '10.0.0.31/32' in text
+    assert _errors(new_dbs={'app': _db(tables=[], publication=None)}, reverse=False) == []
+
+
+def test_capacity_and_wal_level_on_both_sides():
+    text = ' '.join(_errors(old=_cluster(15, wal_level='replica', max_wal_senders='2')))
+    assert "wal_level is 'replica' on the old primary old1" in text and 'max_wal_senders is 2' in text
+    assert 'for the reverse replication' in ' '.join(_errors(new=_cluster(17, wal_level='replica')))
+
+
+def test_no_database_to_migrate():
+    assert 'no database to migrate' in ' '.join(_errors(old=_cluster(15, databases=[])))
+
+
+def test_after_the_cutover_an_upgrade_run_has_nothing_to_check():
+    assert _errors(old=_cluster(17), cutover_done=True) == []
+
+
+def test_a_rollback_needs_a_cutover_and_the_reverse_subscriptions():
+    assert 'no cutover happened' in ' '.join(_errors(action='rollback'))
+    text = ' '.join(_errors(action='rollback', cutover_done=True))
+    assert 'would lose every write' in text
+    assert _errors(action='rollback', cutover_done=True, old=_cluster(15, subscriptions=1)) == []
