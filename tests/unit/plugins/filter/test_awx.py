@@ -54,7 +54,8 @@ def test_every_question_is_an_option_of_its_playbook_with_the_same_type_and_choi
     assert template['survey_enabled'] == bool(options)
     for name, option in options.items():
         q = questions[name]
-        assert q['type'] == QTYPE.get(option['type'], 'multiplechoice' if option.get('choices') else 'text')
+        text = 'password' if option.get('survey', {}).get('secret') else 'text'
+        assert q['type'] == QTYPE.get(option['type'], 'multiplechoice' if option.get('choices') else text)
         if option['type'] == 'bool':
             assert q['choices'] == ['false', 'true']
         elif option.get('choices'):
@@ -165,6 +166,6 @@ def test_the_import_data_matches_the_templates():
 
 def test_a_template_for_a_playbook_without_a_spec_is_refused():
     config = copy.deepcopy(CONFIG)
-    config['job_templates'].append({'name': 'x', 'playbook': 'upgrade'})
-    with pytest.raises(AnsibleFilterError, match="'upgrade' has no spec"):
+    config['job_templates'].append({'name': 'x', 'playbook': 'nosuch'})
+    with pytest.raises(AnsibleFilterError, match="'nosuch' has no spec"):
         awx_job_templates(config, SPECS)
