@@ -42,6 +42,7 @@ _EXTENSION_PACKAGES = {
 # Extensions every PostgreSQL installation has (the procedural language of a new database).
 _ALWAYS_AVAILABLE = frozenset(['plpgsql'])
 
+_PLAIN_IDENT_RE = re.compile(r'^[a-z_][a-z0-9_]{0,39}$')
 _VERSION_RE = re.compile(r'^\s*(\d+)(\.\d+)?\s*$')
 _INT_RE = re.compile(r'^\s*[-+]?\d+\s*$')
 _BIGINT_MIN = -(2 ** 63)
@@ -440,6 +441,12 @@ def upgrade_errors(old, new, old_databases, new_databases, available, options):
     old_host, new_host = options.get('old_host', 'the old primary'), options.get('new_host', 'the new primary')
     databases = sorted(old.get('databases') or [])
     errors = []
+    for option, value in (('upgrade_publication', publication), ('upgrade_subscription', subscription)):
+        if not isinstance(value, str) or not _PLAIN_IDENT_RE.match(value):
+            errors.append('%s=%r is not a plain lower-case identifier of at most 40 characters (letters, digits, _). '
+                          'Fix: a name such as pgha_upgrade.' % (option, value))
+    if errors:
+        return errors
     if action == 'rollback':
         if not _as_bool(options.get('cutover_done')):
             errors.append('upgrade_action=rollback, but no cutover happened (%s has no cutover marker): writes still '

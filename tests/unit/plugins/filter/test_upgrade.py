@@ -485,3 +485,10 @@ def test_a_rollback_needs_a_cutover_and_the_reverse_subscriptions():
     text = ' '.join(_errors(action='rollback', cutover_done=True))
     assert 'would lose every write' in text
     assert _errors(action='rollback', cutover_done=True, old=_cluster(15, subscriptions=1)) == []
+
+
+def test_hostile_publication_and_subscription_names_are_refused_first():
+    text = ' '.join(_errors(publication='x; DROP TABLE t'))
+    assert "upgrade_publication='x; DROP TABLE t' is not a plain lower-case identifier" in text
+    assert 'upgrade_subscription' in ' '.join(_errors(subscription='Sub'))
+    assert 'upgrade_subscription' in ' '.join(_errors(subscription='a' * 41, action='rollback'))
