@@ -92,7 +92,7 @@ class Client(threading.Thread):
             self.next_id += 1
 
     def longest_gap(self):
-        times = [t for _, t in self.acked]
+        times = [at for _id, at in self.acked]
         return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
@@ -150,7 +150,7 @@ def main():
         with open(benchlib.LAST_LOG['upgrade.yml']) as f:
             log = f.read()
         downtime = float(re.search(r'write downtime: ([0-9.]+) s', log).group(1))
-        acked = [i for i, _ in client.acked]
+        acked = [i for i, _at in client.acked]
         present = set(int(x) for x in psql(NEW, 'SELECT id FROM acked').split())
         lost = len(set(acked) - present)
         print('upgrade.yml: %.1fs in all; write downtime %.1fs (summary), longest gap between two acknowledged '

@@ -363,7 +363,6 @@ def test_writes_back_before_writes_stopped_raises():
         f.upgrade_downtime([['writes back', 10.0], ['writes stopped', 12.0]])
 
 
-
 # --------------------------------------------------------------------------
 # upgrade_role_flags, upgrade_read_only_sql, upgrade_errors
 # --------------------------------------------------------------------------
