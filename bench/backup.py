@@ -8,7 +8,7 @@ import sys
 import time
 
 import benchlib
-from benchlib import container, write_inventory
+from benchlib import as_pg, container, run, write_inventory
 
 WORK = os.path.join(os.environ['PGHA_WORK'], 'bench-backup')
 NET, SUBNET = 'pgha-bench-bk', '10.89.63.0/24'
@@ -28,19 +28,6 @@ CLIENTS = 4
 CHANGE_TX = 2500        # per client
 PITR_TX = 1000          # per client, once before and once after the restore target
 SEED = 42
-
-
-def run(name, *cmd, check=True):
-    """A command inside a container; returns stdout."""
-    proc = subprocess.run(['podman', 'exec', container(name)] + list(cmd), capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        sys.exit('%s on %s failed (rc %d): %s' % (' '.join(cmd), name, proc.returncode,
-                                                  (proc.stderr or proc.stdout)[-2000:]))
-    return proc.stdout.strip()
-
-
-def as_pg(name, *cmd, check=True):
-    return run(name, 'runuser', '-u', 'postgres', '--', *cmd, check=check)
 
 
 def psql(sql, db='app'):

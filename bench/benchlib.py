@@ -17,6 +17,20 @@ def container(name):
     return 'pgha-' + name
 
 
+def run(name, *cmd, check=True):
+    """A command inside the lab container of node name; returns stdout (exits on failure when check)."""
+    proc = subprocess.run(['podman', 'exec', container(name)] + list(cmd), capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        sys.exit('%s on %s failed (rc %d): %s' % (' '.join(cmd), name, proc.returncode,
+                                                  (proc.stderr or proc.stdout)[-2000:]))
+    return proc.stdout.strip()
+
+
+def as_pg(name, *cmd, check=True):
+    """The same as the postgres user."""
+    return run(name, 'runuser', '-u', 'postgres', '--', *cmd, check=check)
+
+
 def sh(script):
     """Shell commands with the lab's helpers (lab_rm, lab_network, lab_node...) loaded."""
     subprocess.run(['bash', '-c', '. "%s/lab/lib.sh"; %s' % (ROOT, script)], check=True)

@@ -9,7 +9,7 @@ import threading
 import time
 
 import benchlib
-from benchlib import container, write_inventory
+from benchlib import as_pg, container, run, write_inventory
 
 WORK = os.path.join(os.environ['PGHA_WORK'], 'bench-upgrade')
 NET, SUBNET = 'pgha-bench-up', '10.89.64.0/24'
@@ -20,18 +20,6 @@ VIP = '10.89.64.100'
 SCALE = int(os.environ.get('BENCH_SCALE', '150'))
 APP_PASSWORD = 'bench-app-secret'
 PUBLICATION = {'name': 'pgha_upgrade', 'database': 'app', 'all_tables': True}
-
-
-def run(name, *cmd, check=True):
-    proc = subprocess.run(['podman', 'exec', container(name)] + list(cmd), capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        sys.exit('%s on %s failed (rc %d): %s' % (' '.join(cmd), name, proc.returncode,
-                                                  (proc.stderr or proc.stdout)[-2000:]))
-    return proc.stdout.strip()
-
-
-def as_pg(name, *cmd, check=True):
-    return run(name, 'runuser', '-u', 'postgres', '--', *cmd, check=check)
 
 
 def psql(name, sql, db='app'):

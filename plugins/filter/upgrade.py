@@ -420,6 +420,15 @@ def _join(names):
     return ', '.join(sorted(names))
 
 
+def _publication_error(where, publication, databases, inventory, sources, whose, then, why=''):
+    """A side lacks its FOR ALL TABLES publication: the inventory lines that make it."""
+    return ('%s has no publication %s FOR ALL TABLES in database%s %s%s. Fix: %s set logical_publications: [%s] and '
+            'logical_subscriber_sources: [%s] (%s addresses), %s'
+            % (where, publication, '' if len(databases) == 1 else 's', _join(databases), why, inventory,
+               ', '.join('{name: %s, database: %s, all_tables: true}' % (publication, d) for d in databases),
+               ', '.join(sources or ['<address>/32']), whose, then))
+
+
 def upgrade_errors(old, new, old_databases, new_databases, available, options):
     """Everything upgrade.yml refuses before it changes anything, as messages naming the
     object and the fix (empty: go ahead).
@@ -482,13 +491,9 @@ def upgrade_errors(old, new, old_databases, new_databases, available, options):
                                               'upgrade_reverse=false)' % new_host))
     no_pub = [d for d in databases if not _as_bool((old_databases.get(d) or {}).get('publication_all_tables') or False)]
     if no_pub:
-        errors.append(
-            'the old primary %s has no publication %s FOR ALL TABLES in database%s %s. Fix: in the OLD cluster\'s '
-            'inventory set logical_publications: [%s] and logical_subscriber_sources: [%s] (the new cluster\'s '
-            'addresses), then run site.yml on it.'
-            % (old_host, publication, '' if len(no_pub) == 1 else 's', _join(no_pub),
-               ', '.join('{name: %s, database: %s, all_tables: true}' % (publication, d) for d in no_pub),
-               ', '.join(options.get('new_addresses') or ['<new cluster address>/32'])))
+        errors.append(_publication_error('the old primary %s' % old_host, publication, no_pub, "in the OLD cluster's "
+                                         'inventory', options.get('new_addresses'), "the new cluster's",
+                                         'then run site.yml on it.'))
     missing = [d for d in databases if d not in new_databases]
     if missing:
         errors.append(
@@ -511,14 +516,10 @@ def upgrade_errors(old, new, old_databases, new_databases, available, options):
         no_rev = [d for d in databases if d in new_databases
                   and not _as_bool(new_databases[d].get('publication_all_tables') or False)]
         if no_rev:
-            errors.append(
-                'the new primary %s has no publication %s FOR ALL TABLES in database%s %s, which the reverse '
-                'replication (the rollback target) needs. Fix: in this inventory set logical_publications: [%s] and '
-                'logical_subscriber_sources: [%s] (the old cluster\'s addresses), then run site.yml; or '
-                'upgrade_reverse=false (no rollback without losing writes).'
-                % (new_host, publication, '' if len(no_rev) == 1 else 's', _join(no_rev),
-                   ', '.join('{name: %s, database: %s, all_tables: true}' % (publication, d) for d in no_rev),
-                   ', '.join(options.get('old_addresses') or ['<old cluster address>/32'])))
+            errors.append(_publication_error(
+                'the new primary %s' % new_host, publication, no_rev, 'in this inventory', options.get('old_addresses'),
+                "the old cluster's", 'then run site.yml; or upgrade_reverse=false (no rollback without losing '
+                'writes).', ', which the reverse replication (the rollback target) needs'))
     return errors
 
 
