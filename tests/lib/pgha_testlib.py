@@ -96,10 +96,10 @@ def podman(*args, check=True):
     return proc
 
 
-def connect(host, user='app', password=None, dbname='app', timeout=3):
-    """psycopg2 connection from the test host to a node or VIP address."""
+def connect(host, user='app', password=None, dbname='app', timeout=3, port=5432):
+    """psycopg2 connection from the test host to a node or VIP address (or a pgpool, port 9999)."""
     import psycopg2
-    return psycopg2.connect(host=host, port=5432, user=user, password=password, dbname=dbname,
+    return psycopg2.connect(host=host, port=port, user=user, password=password, dbname=dbname,
                             connect_timeout=timeout, sslmode='require')
 
 
@@ -181,9 +181,9 @@ class Writer(threading.Thread):
     (the writer VIP), remembering which commits the server acknowledged and
     when writes failed (while the primary changes, failures are expected)."""
 
-    def __init__(self, address, password, start_id=1, user='app', dbname='app'):
+    def __init__(self, address, password, start_id=1, user='app', dbname='app', port=5432):
         super().__init__(daemon=True)
-        self.address, self.password, self.user, self.dbname = address, password, user, dbname
+        self.address, self.password, self.user, self.dbname, self.port = address, password, user, dbname, port
         self.next_id = start_id
         self.acked = []
         self.failures = []
@@ -195,7 +195,7 @@ class Writer(threading.Thread):
             try:
                 if conn is None:
                     conn = connect(self.address, user=self.user, password=self.password, dbname=self.dbname,
-                                   timeout=2)
+                                   timeout=2, port=self.port)
                     conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute('INSERT INTO acked (id) VALUES (%s)', (self.next_id,))

@@ -15,7 +15,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 LAB = os.path.join(ROOT, 'inventories', 'lab')
 
 
-def test_lab_has_vips_sync_and_backups():
+def test_lab_has_vips_sync_backups_and_pgpool():
     with open(os.path.join(LAB, 'group_vars', 'all.yml')) as f:
         gv = yaml.safe_load(f)
     assert gv['keepalived_writer_vip'] == '10.89.60.100/24'
@@ -25,7 +25,8 @@ def test_lab_has_vips_sync_and_backups():
         inv = yaml.safe_load(f)
     assert 'vars' not in inv['all'], 'connection settings on "all" reach the runbooks\' localhost plays'
     lab = inv['all']['children']['lab']
-    assert set(lab['children']) == {'primary', 'replicas', 'backup'}
+    assert set(lab['children']) == {'primary', 'replicas', 'backup', 'pgpool'}
+    assert gv['pgpool_vip'] == '10.89.60.50/24' and len(lab['children']['pgpool']['hosts']) == 2
 
 
 def test_a_runbook_decides_on_localhost_with_the_lab_inventory():
