@@ -53,7 +53,8 @@ def write_inventory(path, variables, groups):
     base = {
         'ansible_user': 'root', 'ansible_ssh_private_key_file': KEY,
         'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null '
-                                   '-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=120s',
+                                   '-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=120s '
+                                   '-o ServerAliveInterval=2 -o ServerAliveCountMax=2',
         'ansible_python_interpreter': '/usr/bin/python3',
     }
     base.update(variables)

@@ -17,7 +17,7 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pgha.cluster.plugins.filter.validate import member_address
+from ansible_collections.pgha.cluster.plugins.filter.validate import service_address
 
 try:
     from cryptography.hazmat.primitives import padding
@@ -90,9 +90,10 @@ def pgpool_aes(password, key):
 
 def pgpool_backends(members, port=5432, data_directory=''):
     """pgpool's backends from the cluster's members (filter cluster_members, sorted by name):
-    [{id, name, address, port, app_name, data_directory}]. The id is the member's place in
-    that order, so it does not move when the roles change after a failover."""
-    return [{'id': i, 'name': m['name'], 'address': m['address'], 'port': int(port), 'app_name': m['slot'],
+    [{id, name, address, port, app_name, data_directory}], each at its service address (pgpool
+    is a client). The id is the member's place in that order, so it does not move when the
+    roles change after a failover."""
+    return [{'id': i, 'name': m['name'], 'address': m.get('service_address') or m['address'], 'port': int(port), 'app_name': m['slot'],
              'data_directory': data_directory} for i, m in enumerate(members)]
 
 
@@ -148,6 +149,15 @@ def pgpool_errors(conf):
             errors.append('pgpool_vip=%r is not an address with its prefix length. Fix: for example 10.0.0.50/24.'
                           % vip)
             iface = None
+        service = conf.get('service_network')
+        if iface is not None and service not in (None, ''):
+            try:
+                inside = iface.ip in ipaddress.ip_network(str(service), strict=False)
+            except ValueError:
+                inside = True  # the postgresql role names a bad network
+            if not inside:
+                errors.append('pgpool_vip=%s is outside postgresql_service_network=%s: clients on the service '
+                              'network could not reach it. Fix: a free address of %s.' % (vip, service, service))
         if len(hosts) < 2:
             errors.append('pgpool_vip is set but the group %r has %d host%s: the VIP would have no pgpool to move '
                           'to when that one dies. Fix: add a second host to the group %r (the reserve pgpool), or '
@@ -265,14 +275,14 @@ def pgpool_errors(conf):
 
 def pgpool_host_addresses(hosts, hostvars):
     """Every pgpool host's address, in the group's order: its pgpool_host_address, else the
-    address filter member_address finds for it (its default IPv4 address, its ansible_host),
-    '' when none is known."""
+    address filter service_address finds for it (its address in postgresql_service_network, its
+    default IPv4 address, its ansible_host), '' when none is known."""
     out = []
     for host in hosts or []:
         hv = hostvars.get(host, {}) if hasattr(hostvars, 'get') else {}
         addr = hv.get('pgpool_host_address')
         if addr in (None, '') or '{{' in str(addr):
-            addr = member_address(hv)
+            addr = service_address(hv)
         out.append(str(addr or ''))
     return out
 

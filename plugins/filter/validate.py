@@ -93,14 +93,48 @@ def _pg_int(value):
 # Members
 # --------------------------------------------------------------------------
 
+def _network(text):
+    try:
+        return ipaddress.ip_network(str(text).strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def _candidates(hv):
+    """The addresses a host is known by: its default IPv4 address first, then every IPv4
+    address it holds (gathered facts, or what node_survey returned), then its ansible_host."""
+    facts = lookup(hv, 'ansible_facts', {})
+    found = []
+    default = lookup(lookup(facts, 'default_ipv4', {}), 'address')
+    for addr in ([default] if default else []) + list(lookup(facts, 'all_ipv4_addresses', []) or []) + \
+            [lookup(hv, 'ansible_host')]:
+        if addr and _is_ip(str(addr)) and str(addr) not in found:
+            found.append(str(addr))
+    return found
+
+
+def _address_in(hv, network):
+    net = _network(network)
+    if net is None:
+        return None
+    for addr in _candidates(hv):
+        if ipaddress.ip_address(addr) in net:
+            return addr
+    return None
+
+
 def member_address(hostvars_of_host):
-    """The address other members reach a host at: postgresql_host_address from the
-    inventory, else its gathered default IPv4 address, else its ansible_host when
-    that is an IP address; None when nothing is known."""
+    """The address other members reach a host at (replication, the split-brain guard, pg_rewind,
+    backups): postgresql_host_address from the inventory; else, when postgresql_replication_network
+    is set, the host's address in that network; else its gathered default IPv4 address, else its
+    ansible_host when that is an IP address; None when nothing is known."""
     hv = hostvars_of_host or {}
     explicit = lookup(hv, 'postgresql_host_address')
     if explicit not in (None, ''):
         return str(explicit).strip()
+    network = lookup(hv, 'postgresql_replication_network')
+    if network not in (None, ''):
+        return _address_in(hv, network)
     facts = lookup(hv, 'ansible_facts', {})
     gathered = lookup(lookup(facts, 'default_ipv4', {}), 'address')
     if gathered:
@@ -108,6 +142,61 @@ def member_address(hostvars_of_host):
     host = lookup(hv, 'ansible_host')
     if host and _is_ip(str(host)):
         return str(host)
+    return None
+
+
+def service_address(hostvars_of_host):
+    """The address clients reach a host at, where the VIPs live (keepalived's VRRP, pgpool's
+    backends): postgresql_service_address from the inventory; else, when
+    postgresql_service_network is set, the host's address in that network; else the member
+    address (one network for everything)."""
+    hv = hostvars_of_host or {}
+    explicit = lookup(hv, 'postgresql_service_address')
+    if explicit not in (None, ''):
+        return str(explicit).strip()
+    network = lookup(hv, 'postgresql_service_network')
+    if network not in (None, ''):
+        return _address_in(hv, network)
+    return member_address(hv)
+
+
+def network_errors(hostvars_of_host, name):
+    """A host's service and replication addresses lie in their networks (when the networks are
+    set): each network a valid CIDR, an address given in the inventory inside it, and the host
+    holding an address there. [] when they do."""
+    hv = hostvars_of_host or {}
+    errors = []
+    for kind, net_var, addr_var in (('replication', 'postgresql_replication_network', 'postgresql_host_address'),
+                                    ('service', 'postgresql_service_network', 'postgresql_service_address')):
+        network = lookup(hv, net_var)
+        if network in (None, ''):
+            continue
+        net = _network(network)
+        if net is None or '/' not in str(network):
+            errors.append('%s=%r is not a network in CIDR form. Fix: for example 10.0.2.0/24.' % (net_var, network))
+            continue
+        explicit = lookup(hv, addr_var)
+        if explicit not in (None, ''):
+            if not _is_ip(str(explicit).strip()) or ipaddress.ip_address(str(explicit).strip()) not in net:
+                errors.append('%s %s of %s is outside %s=%s: its %s traffic would leave the %s network. Fix: '
+                              'set it to %s\'s address in %s, or remove it (the role finds it).'
+                              % (addr_var, explicit, name, net_var, net, kind, kind, name, net))
+        elif _address_in(hv, net) is None:
+            known = _candidates(hv)
+            errors.append('%s has no address in %s=%s (it has %s). Fix: connect it to the %s network, or set %s '
+                          'for it.' % (name, net_var, net, ', '.join(known) or 'no known address', kind, addr_var))
+    return errors
+
+
+def interface_of(facts, address):
+    """The network interface that holds address, from gathered facts (None when none does)."""
+    facts = facts or {}
+    for iface in lookup(facts, 'interfaces', []) or []:
+        info = lookup(facts, str(iface).replace('-', '_'), {}) or {}
+        ipv4 = lookup(info, 'ipv4', {}) or {}
+        held = [lookup(ipv4, 'address')] + [lookup(x, 'address') for x in (lookup(info, 'ipv4_secondaries', []) or [])]
+        if address and str(address) in held:
+            return str(iface)
     return None
 
 
@@ -127,7 +216,8 @@ def _is_ip(text):
 
 def cluster_members(groups, hostvars, primary_group='primary', replica_group='replicas'):
     """Every member of the cluster, sorted by name (the order does not move when the
-    inventory's groups change after a failover): [{name, primary, address, slot}]."""
+    inventory's groups change after a failover): [{name, primary, address, service_address,
+    slot}] (address: on the replication network; service_address: where clients and VIPs are)."""
     primaries = list(lookup(groups, primary_group, []) or [])
     names = sorted(set(primaries) | set(lookup(groups, replica_group, []) or []))
     members = []
@@ -135,6 +225,7 @@ def cluster_members(groups, hostvars, primary_group='primary', replica_group='re
         hv = lookup(hostvars, name, {})
         slot = lookup(hv, 'postgresql_slot_name')
         members.append({'name': name, 'primary': name in primaries, 'address': member_address(hv),
+                        'service_address': service_address(hv),
                         'slot': str(slot) if slot not in (None, '') else _slot_name(name),
                         'facts': bool(lookup(lookup(hv, 'ansible_facts', {}), 'default_ipv4', None) is not None)})
     return members
@@ -455,8 +546,10 @@ def without_keys(items, keys=('password',)):
 # keepalived
 # --------------------------------------------------------------------------
 
-def vip_errors(varname, vip, members):
-    """A VIP in CIDR form, inside every member's subnet, on none of their addresses."""
+def vip_errors(varname, vip, members, network=None, key='address'):
+    """A VIP in CIDR form, inside every member's subnet (m[key]: their service addresses when the
+    networks are split), on none of their addresses, inside network (postgresql_service_network)
+    when that is set."""
     if not isinstance(vip, str) or '/' not in vip:
         return ['%s=%r must be an IPv4 address with its prefix length, e.g. 10.0.0.100/24.' % (varname, vip)]
     try:
@@ -465,11 +558,16 @@ def vip_errors(varname, vip, members):
         return ['%s=%r is not an IPv4 address with its prefix length, e.g. 10.0.0.100/24.' % (varname, vip)]
     errors = []
     net = iface.network
+    service = _network(network) if network not in (None, '') else None
+    if service is not None and iface.ip not in service:
+        errors.append('%s=%s is outside postgresql_service_network=%s: clients on the service network could not '
+                      'reach it. Fix: a free address of %s, with its prefix length.' % (varname, vip, service, service))
+        return errors
     if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
         errors.append('%s=%s is the network or broadcast address of %s. Fix: use a free host address.'
                       % (varname, vip, net))
     for m in members:
-        addr = m.get('address')
+        addr = m.get(key)
         if not addr or not _is_ip(addr):
             continue
         ip = ipaddress.ip_address(addr)
@@ -534,6 +632,9 @@ class FilterModule(object):
             'cluster_members': cluster_members,
             'host_cidr': host_cidr,
             'member_address': member_address,
+            'service_address': service_address,
+            'network_errors': network_errors,
+            'interface_of': interface_of,
             'members_errors': members_errors,
             'peers': peers,
             'pg_settings_errors': pg_settings_errors,

@@ -157,13 +157,14 @@ def write_inventory(tmp_path, primary, replicas):
     return edit_inventory(tmp_path, {'primary': primary, 'replicas': replicas})
 
 
-def run_playbook_with(inventory, playbook, *args):
+def run_playbook_with(inventory, playbook, *args, timeout=None):
     """Run one of the collection's playbooks against an inventory; its output without colours
-    (Molecule forces them on), as an operator reads it."""
+    (Molecule forces them on), as an operator reads it. timeout: seconds after which a run that
+    hangs fails the test (subprocess.TimeoutExpired)."""
     cmd = ['ansible-playbook', '-i', inventory, os.path.join(ROOT, 'playbooks', playbook)] + list(args)
     env = dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1', PY_COLORS='0')
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, check=False,
-                          env=env)
+                          env=env, timeout=timeout)
 
 
 def table_digest(node, table, db='app'):

@@ -38,12 +38,13 @@ def _registered_and_facts():
                 names.add((item['register'], path))
             fact = item.get('ansible.builtin.set_fact')
             if isinstance(fact, dict):
-                names.update((k, path) for k in fact if k != 'cacheable')
+                # (ansible_*: connection variables, which Ansible itself reads)
+                names.update((k, path) for k in fact if k != 'cacheable' and not k.startswith('ansible_'))
     return names
 
 
 #: Variables of the collection's roles (documented with each role, not as runbook options).
-ROLE_PREFIXES = ('postgresql_', 'keepalived_', 'backup_', 'logical_')
+ROLE_PREFIXES = ('postgresql_', 'keepalived_', 'backup_', 'logical_', 'pgpool_')
 
 
 def runbook_options():

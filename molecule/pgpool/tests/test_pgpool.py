@@ -3,21 +3,33 @@ bad input refused before any change -> writes to the primary, reads spread over 
 replicas, TLS and SCRAM only -> a lagging replica gets no reads -> the active pgpool host
 dies: the pgpool VIP moves and clients reconnect to the reserve -> the primary dies:
 promote.yml, and writes through the pgpool VIP reach the new primary with nothing lost ->
-rejoin.yml: the old primary gets reads again -> site.yml changes nothing.
+rejoin.yml: the old primary gets reads again -> switchover.yml back with every node up ->
+site.yml changes nothing.
+
+Three networks: Ansible reaches the hosts on the administration network (10.89.77.0/24),
+clients, VIPs and pgpool use the service network (10.89.78.0/24), replication the
+replication network (10.89.79.0/24), and pg_hba takes replication from there only.
 
 pgpool never promotes: its failover commands are empty; the runbooks bring every pgpool
 in line (pgha.cluster.pgpool_sync) and show its view in their summary."""
 
+import glob
+import os
 import re
+import subprocess
 import time
 
 import pgha_testlib as lib
 
 NAMES = ['pgpool-pg1', 'pgpool-pg2', 'pgpool-pg3']
 POOLS = ['pgpool-pool1', 'pgpool-pool2']
-POOL_IPS = {'pgpool-pool1': '10.89.77.21', 'pgpool-pool2': '10.89.77.22'}
-IPS = {'pgpool-pg1': '10.89.77.11', 'pgpool-pg2': '10.89.77.12', 'pgpool-pg3': '10.89.77.13'}
-POOL_VIP = '10.89.77.50'
+ADMIN, REPLICATION = '10.89.77.', '10.89.79.'
+# the service addresses: where pgpool (and every client) reaches the servers
+IPS = {'pgpool-pg1': '10.89.78.11', 'pgpool-pg2': '10.89.78.12', 'pgpool-pg3': '10.89.78.13'}
+POOL_IPS = {'pgpool-pool1': '10.89.78.21', 'pgpool-pool2': '10.89.78.22'}
+POOL_VIP = '10.89.78.50'
+ADMIN_IPS = {'pgpool-pg1': '10.89.77.11', 'pgpool-pg2': '10.89.77.12', 'pgpool-pg3': '10.89.77.13'}
+WRITER_VIP = '10.89.78.100'
 PORT = 9999
 APP_PASSWORD = 'pgpool-app-secret'
 STATE = {'acked': []}
@@ -27,11 +39,33 @@ def node(name):
     return lib.host(name)
 
 
-def run(playbook, *args, inventory=None):
-    inventory = inventory or STATE.get('inventory')
-    if inventory:
-        return lib.run_playbook_with(inventory, playbook, *args)
-    return lib.run_playbook(playbook, *args)
+def run(playbook, *args, inventory=None, timeout=None):
+    return lib.run_playbook_with(inventory or STATE.get('inventory') or lib.inventory_dir(), playbook, *args,
+                                 timeout=timeout)
+
+
+def ssh_answers(address):
+    import socket
+    try:
+        socket.create_connection((address, 22), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def leave_an_ssh_master(name):
+    """An SSH master connection to name with no keepalives, kept 10 minutes, at the control path
+    every ansible run here uses by default: what Ansible's default ssh_args (ControlPersist)
+    or another tool leave behind. Returns its control socket."""
+    args = ('-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR '
+            '-o ControlMaster=auto -o ControlPersist=600s')
+    proc = subprocess.run(['ansible', name, '-i', lib.inventory_dir(), '-m', 'ansible.builtin.ping',
+                           '-e', 'ansible_ssh_common_args="%s"' % args],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=lib.ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout
+    sockets = glob.glob(os.path.join(os.environ['HOME'], '.ansible', 'cp', '%s-22-root' % ADMIN_IPS[name]))
+    assert sockets, 'no SSH master socket for %s' % name
+    return sockets[0]
 
 
 def query(sql, address=POOL_VIP, password=APP_PASSWORD, user='app', **kwargs):
@@ -104,9 +138,65 @@ def test_bad_pgpool_input_is_refused_before_any_change(tmp_path):
     assert "pgpool_delay_threshold='fast' is not a size" in flat, flat[-3000:]
     assert 'pgpool_settings.failover_command is refused' in flat and 'pgpool_settings.use_watchdog is refused' in flat
     assert lib.changed_hosts(proc.stdout) == {}
+    # a VIP outside the service network, and a replication address outside the replication network
+    proc = run('site.yml', '-e', 'keepalived_writer_vip=10.89.77.100/24')
+    flat = ' '.join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert 'keepalived_writer_vip=10.89.77.100/24 is outside postgresql_service_network=10.89.78.0/24' in flat, \
+        flat[-3000:]
+    assert lib.changed_hosts(proc.stdout) == {}
+    stray = lib.edit_inventory(tmp_path, host_vars={'pgpool-pg2': {'postgresql_host_address': '10.89.77.12'}},
+                               name='stray-address')
+    proc = run('site.yml', inventory=stray)
+    flat = ' '.join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert ('postgresql_host_address 10.89.77.12 of pgpool-pg2 is outside '
+            'postgresql_replication_network=10.89.79.0/24') in flat, flat[-3000:]
+    assert lib.changed_hosts(proc.stdout) == {}
     after = [lib.config_fingerprint(node(n), ('/etc/pgpool2', '/etc/keepalived', '/etc/postgresql'))
              for n in NAMES + POOLS]
     assert after == before
+
+
+# --------------------------------------------------------------------------
+# Three networks
+# --------------------------------------------------------------------------
+
+def test_replication_runs_on_the_replication_network_only():
+    primary = node('pgpool-pg1')
+    clients = lib.psql(primary, 'SELECT host(client_addr) FROM pg_stat_replication ORDER BY 1').split()
+    assert clients == [REPLICATION + '12', REPLICATION + '13']
+    for name in NAMES[1:]:
+        assert lib.psql(node(name), 'SELECT sender_host FROM pg_stat_wal_receiver') == REPLICATION + '11'
+    # pg_hba: replication from the members' replication addresses, nothing else
+    for name in NAMES:
+        sources = lib.psql(node(name), "SELECT address FROM pg_hba_file_rules WHERE 'replication' = ANY(database) "
+                                       "AND type <> 'local' ORDER BY 1").split()
+        assert sources == [REPLICATION + '11', REPLICATION + '12', REPLICATION + '13'], (name, sources)
+
+
+def test_vips_live_on_the_service_network_and_ansible_on_the_administration_one():
+    primary = node('pgpool-pg1')
+    assert lib.holds_address(primary, WRITER_VIP)
+    # on the interface of the service address, not on the default route's
+    route = primary.run('ip -o -4 addr show').stdout
+    vip_iface = [line.split()[1] for line in route.splitlines() if ' %s/' % WRITER_VIP in line]
+    svc_iface = [line.split()[1] for line in route.splitlines() if ' %s/' % IPS['pgpool-pg1'] in line]
+    assert vip_iface == svc_iface and vip_iface != ['eth0'], route
+    holder = lib.wait_for(lambda: [p for p in POOLS if lib.holds_address(node(p), POOL_VIP)], timeout=30,
+                          what='the pgpool VIP')
+    assert len(holder) == 1
+    # VRRP adverts between the members' service addresses
+    conf = primary.file('/etc/keepalived/keepalived.conf').content_string
+    assert 'unicast_src_ip %s' % IPS['pgpool-pg1'] in conf and IPS['pgpool-pg2'] in conf
+    # Ansible: each host's ansible_host is on the administration network, and so is its default route
+    inventory = lib.inventory_groups()
+    for name in NAMES + POOLS:
+        assert name in inventory['all']
+        h = node(name)
+        assert h.run('ip -o -4 route show default').stdout.split()[2].startswith(ADMIN), name
+        sshd_peers = h.run("ss -Htn state established '( sport = :22 )'").stdout
+        assert ADMIN + '1:' in sshd_peers or sshd_peers == '', (name, sshd_peers)
 
 
 # --------------------------------------------------------------------------
@@ -205,8 +295,16 @@ def test_promote_through_pgpool_loses_no_acknowledged_write(tmp_path):
     writer = lib.Writer(POOL_VIP, APP_PASSWORD, start_id=1000, port=PORT)
     writer.start()
     lib.wait_for(lambda: len(writer.acked) >= 100, timeout=30, what='100 commits through the pgpool VIP')
+    # a master connection to the primary is still open when it dies: without keepalives, a command
+    # sent through it would wait for the kernel to give up on the dead peer (about 15 minutes);
+    # the runbooks keep masters of their own that notice a dead host in seconds
+    master = leave_an_ssh_master('pgpool-pg1')
     lib.podman('kill', 'pgpool-pg1')
-    proc = run('promote.yml')
+    try:
+        proc = run('promote.yml', timeout=300)
+    finally:
+        subprocess.run(['ssh', '-O', 'exit', '-o', 'ControlPath=' + master, ADMIN_IPS['pgpool-pg1']],
+                       capture_output=True, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:]
     new = lib.current_primary(NAMES[1:])
     # every pgpool shows the new primary, in its summary and in its own view
@@ -235,6 +333,9 @@ def test_rejoin_gives_the_old_primary_reads_again():
     old = node('pgpool-pg1')
     lib.wait_for(lambda: old.run('systemctl is-system-running').stdout.strip() in ('running', 'degraded'),
                  timeout=90, what='pgpool-pg1 booted')
+    # "when pgpool-pg1 is back": it answers on SSH from here (a restarted container's new MAC
+    # address takes the host's bridge a few seconds to learn)
+    lib.wait_for(lambda: ssh_answers(ADMIN_IPS['pgpool-pg1']), timeout=60, what='SSH on pgpool-pg1')
     proc = run('rejoin.yml', '-e', 'rejoin_host=pgpool-pg1')
     assert proc.returncode == 0, proc.stdout[-6000:]
     flat = ' '.join(proc.stdout.split())
@@ -250,8 +351,34 @@ def test_rejoin_gives_the_old_primary_reads_again():
     assert IPS[STATE['primary']] not in spread, spread
 
 
+def test_switchover_back_moves_pgpools_writes_with_every_node_up(tmp_path):
+    """A role swap with every node up is what pgpool never notices by itself: its view must be
+    put right by the runbook (detach the old primary, attach it back as a standby)."""
+    writer = lib.Writer(POOL_VIP, APP_PASSWORD, start_id=500000, port=PORT)
+    writer.start()
+    lib.wait_for(lambda: len(writer.acked) >= 100, timeout=30, what='100 commits through the pgpool VIP')
+    proc = run('switchover.yml', '-e', 'switchover_candidate=pgpool-pg1')
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    before = len(writer.acked)
+    lib.wait_for(lambda: len(writer.acked) >= before + 50, timeout=30, what='writes through pgpool after the switchover')
+    writer.stop.set()
+    writer.join(30)
+    assert lib.current_primary(NAMES) == 'pgpool-pg1'
+    for pool in POOLS:
+        roles = dict((h, (s, r)) for h, s, r in pool_nodes(pool))
+        assert roles[IPS['pgpool-pg1']] == ('up', 'primary'), (pool, roles)
+        assert roles[IPS[STATE['primary']]][1] == 'standby' and roles[IPS[STATE['primary']]][0] in ('up', 'waiting')
+    assert query('INSERT INTO acked (id) VALUES (-4) RETURNING host(inet_server_addr())') == [(IPS['pgpool-pg1'],)]
+    lost = lib.missing_ids(node('pgpool-pg1'), writer.acked)
+    assert not lost, 'lost %d of %d acknowledged commits: %s' % (len(lost), len(writer.acked), sorted(lost)[:20])
+    lib.measured('switchover.yml under writes through pgpool: %d commits acknowledged, write window %.1f s'
+                 % (len(writer.acked), writer.window()))
+    STATE['primary'] = 'pgpool-pg1'
+    STATE['inventory'] = lib.inventory_as_summary_says(tmp_path, proc.stdout, NAMES)
+
+
 def test_site_after_the_walk_changes_nothing():
-    assert_site_changes_nothing('after promote.yml and rejoin.yml')
+    assert_site_changes_nothing('after promote.yml, rejoin.yml and switchover.yml')
     for pool in POOLS:
         roles = dict((h, (s, r)) for h, s, r in pool_nodes(pool))
         assert roles[IPS[STATE['primary']]] == ('up', 'primary'), roles

@@ -155,3 +155,14 @@ def test_host_addresses_prefer_the_inventory_then_the_facts():
                 'pool2': {'ansible_facts': {'default_ipv4': {'address': '10.0.0.22'}}},
                 'pool3': {}}
     assert f.pgpool_host_addresses(['pool1', 'pool2', 'pool3'], hostvars) == ['10.0.0.21', '10.0.0.22', '']
+
+
+def test_a_pgpool_vip_outside_the_service_network_is_refused():
+    assert 'pgpool_vip=10.0.0.50/24 is outside postgresql_service_network=10.0.2.0/24' in errors(
+        service_network='10.0.2.0/24')
+    assert errors(service_network='10.0.0.0/24') == ''
+
+
+def test_backends_are_reached_at_the_service_addresses():
+    members = [dict(m, service_address=m['address'].replace('10.0.0.', '10.0.2.')) for m in MEMBERS]
+    assert [b['address'] for b in f.pgpool_backends(members)] == ['10.0.2.11', '10.0.2.12', '10.0.2.13']

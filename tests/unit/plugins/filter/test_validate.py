@@ -385,3 +385,69 @@ def test_limits_count_other_replication_clients():
     errors = pg_settings_errors({'max_wal_senders': 6}, {}, {}, {}, [], 3, None, 2, 1)
     assert any('max_wal_senders=6 is too low for 3 members: they need at least 8' in e and
                'plus 2 for the backups (postgresql_addon_replication_clients)' in e for e in errors), errors
+
+
+# --------------------------------------------------------------------------
+# Three networks: service, replication, administration
+# --------------------------------------------------------------------------
+
+THREE_NETS = {
+    'ansible_host': '10.0.1.11',
+    'postgresql_service_network': '10.0.2.0/24',
+    'postgresql_replication_network': '10.0.3.0/24',
+    'ansible_facts': {'default_ipv4': {'address': '10.0.1.11', 'interface': 'eth0'},
+                      'all_ipv4_addresses': ['10.0.1.11', '10.0.2.11', '10.0.3.11', '10.0.2.100'],
+                      'interfaces': ['lo', 'eth0', 'eth1', 'eth2'],
+                      'eth0': {'ipv4': {'address': '10.0.1.11'}},
+                      'eth1': {'ipv4': {'address': '10.0.2.11'}, 'ipv4_secondaries': [{'address': '10.0.2.100'}]},
+                      'eth2': {'ipv4': {'address': '10.0.3.11'}}},
+}
+
+
+def test_each_network_gives_its_own_address():
+    from ansible_collections.pgha.cluster.plugins.filter.validate import member_address, service_address
+    assert member_address(THREE_NETS) == '10.0.3.11'
+    assert service_address(THREE_NETS) == '10.0.2.11'
+    # an address given in the inventory wins
+    assert member_address(dict(THREE_NETS, postgresql_host_address='10.0.3.99')) == '10.0.3.99'
+    assert service_address(dict(THREE_NETS, postgresql_service_address='10.0.2.99')) == '10.0.2.99'
+    # one network for everything, as before: the default address, then ansible_host
+    one = {'ansible_host': '10.0.1.11', 'ansible_facts': {'default_ipv4': {'address': '10.0.1.12'}}}
+    assert member_address(one) == service_address(one) == '10.0.1.12'
+    assert member_address({'ansible_host': '10.0.1.11'}) == '10.0.1.11'
+    # no address in the replication network: unknown (preflight names it), never the admin address
+    assert member_address(dict(THREE_NETS, postgresql_replication_network='10.0.9.0/24')) is None
+
+
+def test_networks_are_checked_naming_the_variable_and_the_fix():
+    from ansible_collections.pgha.cluster.plugins.filter.validate import network_errors
+    assert network_errors(THREE_NETS, 'pg1') == []
+    assert network_errors({'ansible_host': '10.0.1.11'}, 'pg1') == []
+    text = ' '.join(network_errors(dict(THREE_NETS, postgresql_host_address='10.0.1.11'), 'pg1'))
+    assert 'postgresql_host_address 10.0.1.11 of pg1 is outside postgresql_replication_network=10.0.3.0/24' in text
+    text = ' '.join(network_errors(dict(THREE_NETS, postgresql_service_address='10.0.3.11'), 'pg1'))
+    assert 'postgresql_service_address 10.0.3.11 of pg1 is outside postgresql_service_network=10.0.2.0/24' in text
+    text = ' '.join(network_errors(dict(THREE_NETS, postgresql_replication_network='10.0.9.0/24'), 'pg1'))
+    assert 'pg1 has no address in postgresql_replication_network=10.0.9.0/24' in text
+    text = ' '.join(network_errors(dict(THREE_NETS, postgresql_service_network='ten/24'), 'pg1'))
+    assert "postgresql_service_network='ten/24' is not a network in CIDR form" in text
+
+
+def test_the_interface_that_holds_an_address():
+    from ansible_collections.pgha.cluster.plugins.filter.validate import interface_of
+    facts = THREE_NETS['ansible_facts']
+    assert interface_of(facts, '10.0.2.11') == 'eth1'
+    assert interface_of(facts, '10.0.2.100') == 'eth1'
+    assert interface_of(facts, '10.0.3.11') == 'eth2'
+    assert interface_of(facts, '10.0.7.1') is None and interface_of({}, '10.0.2.11') is None
+
+
+def test_a_vip_outside_the_service_network_is_refused():
+    from ansible_collections.pgha.cluster.plugins.filter.validate import vip_errors
+    members = [{'name': 'pg1', 'address': '10.0.3.11', 'service_address': '10.0.2.11'}]
+    assert vip_errors('keepalived_writer_vip', '10.0.2.100/24', members, '10.0.2.0/24', 'service_address') == []
+    text = ' '.join(vip_errors('keepalived_writer_vip', '10.0.3.100/24', members, '10.0.2.0/24', 'service_address'))
+    assert 'keepalived_writer_vip=10.0.3.100/24 is outside postgresql_service_network=10.0.2.0/24' in text
+    # without the network, the members' service addresses still decide the subnet
+    text = ' '.join(vip_errors('keepalived_writer_vip', '10.0.3.100/24', members, '', 'service_address'))
+    assert 'is not in the subnet of pg1 (10.0.2.11)' in text
