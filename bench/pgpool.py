@@ -42,7 +42,7 @@ def answers():
 
 def holder():
     for name in ('bpool1', 'bpool2'):
-        if (' %s/' % POOL_VIP) in run(name, 'ip', '-o', '-4', 'addr', 'show'):
+        if (' %s/' % POOL_VIP) in run(name, 'ip', '-o', '-4', 'addr', 'show', check=False):
             return name
     return None
 
@@ -67,7 +67,10 @@ def main():
             'pgpool': {'bpool1': NODES['bpool1'], 'bpool2': NODES['bpool2']}})
         took = benchlib.playbook(WORK, inv, 'site.yml')
         print('1 primary + 2 replicas + 2 pgpool hosts provisioned by site.yml in %.1fs' % took)
-        run('bclient', 'apt-get', 'install', '-y', '-qq', 'postgresql-client-17')
+        # pgbench comes with the server package: installed without a cluster
+        run('bclient', 'sh', '-c', 'mkdir -p /etc/postgresql-common && echo create_main_cluster = false '
+            '>/etc/postgresql-common/createcluster.conf && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq '
+            'postgresql-17 >/dev/null')
         as_pg('bpg1', 'pgbench', '-i', '-q', '-s', str(SCALE), 'app')
         as_pg('bpg1', 'psql', '-XAtq', '-d', 'app', '-c', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO app')
         time.sleep(3)   # the replicas replay the load
