@@ -87,10 +87,13 @@ def test_no_trust_for_network_connections(nodes):
             SELECT count(*) FILTER (WHERE type <> 'local' AND auth_method = 'trust'),
                    count(*) FILTER (WHERE error IS NOT NULL),
                    count(*) FILTER (WHERE type = 'hostssl' AND 'replication' = ANY(database)
-                                    AND auth_method = 'scram-sha-256')
+                                    AND auth_method = 'scram-sha-256'),
+                   count(*) FILTER (WHERE type = 'hostssl' AND database = '{postgres}'
+                                    AND address = '10.89.74.100' AND auth_method = 'scram-sha-256')
               FROM pg_hba_file_rules""")
-        # no trust, no broken line, one scram replication rule per cluster member and the writer VIP
-        assert rows == '0|0|4', node.backend.hostname
+        # no trust, no broken line, one scram replication rule per cluster member; the writer VIP only
+        # for database postgres (the runbooks' write probe from the node holding it), not replication
+        assert rows == '0|0|3|1', node.backend.hostname
 
 
 def test_no_password_in_standby_configuration(replicas):
