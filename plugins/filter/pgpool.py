@@ -17,7 +17,12 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pgha.cluster.plugins.filter.validate import service_address
+from ansible_collections.pgha.cluster.plugins.filter.validate import (
+    _pg_int,
+    host_cidr,
+    service_address,
+    service_network_errors,
+)
 
 try:
     from cryptography.hazmat.primitives import padding
@@ -31,15 +36,15 @@ except ImportError:  # pragma: no cover - ansible-core depends on it
 PROMOTING_SETTINGS = ('failover_command', 'follow_primary_command', 'failback_command',
                       'recovery_1st_stage_command', 'recovery_2nd_stage_command',
                       'use_watchdog', 'wd_escalation_command', 'wd_de_escalation_command',
-                      'if_up_cmd', 'if_down_cmd', 'arping_cmd', 'delegate_ip', 'delegate_ip')
+                      'if_up_cmd', 'if_down_cmd', 'arping_cmd', 'delegate_ip')
 #: Settings the role writes itself (addresses, ports, authentication, TLS, the backends,
 #: the routing and the health checks it derives from its own variables).
 RESERVED_SETTINGS = ('backend_clustering_mode', 'listen_addresses', 'port', 'pcp_listen_addresses', 'pcp_port',
                      'unix_socket_directories', 'socket_dir', 'pcp_socket_dir', 'enable_pool_hba', 'pool_passwd',
                      'allow_clear_text_frontend_auth', 'ssl', 'ssl_cert', 'ssl_key', 'num_init_children',
                      'max_pool', 'load_balance_mode', 'database_redirect_preference_list',
-                     'disable_load_balance_on_write', 'delay_threshold', 'prefer_lower_delay_standby', 'sr_check_user', 'sr_check_password',
-                     'sr_check_period', 'health_check_user', 'health_check_password', 'health_check_period',
+                     'disable_load_balance_on_write', 'delay_threshold', 'prefer_lower_delay_standby',
+                     'sr_check_user', 'sr_check_password', 'sr_check_period', 'health_check_user', 'health_check_password', 'health_check_period',
                      'search_primary_node_timeout', 'logdir', 'pid_file_name',
                      'failover_on_backend_error', 'failover_on_backend_shutdown', 'detach_false_primary')
 #: Accepted values of disable_load_balance_on_write.
@@ -58,10 +63,7 @@ _SECRET_UNSAFE_RE = re.compile(r'[:\\\n\r]')
 
 def pgpool_size(value, variable='pgpool_delay_threshold'):
     """'16MB', '512kB', 1048576 -> bytes (powers of 1024, as PostgreSQL reads sizes)."""
-    if isinstance(value, bool):
-        raise AnsibleFilterError('%s=%r is not a size. Fix: bytes, or a number with kB, MB or GB, for example 16MB.'
-                                 % (variable, value))
-    m = _SIZE_RE.match(str(value).strip())
+    m = None if isinstance(value, bool) else _SIZE_RE.match(str(value).strip())
     if not m:
         raise AnsibleFilterError('%s=%r is not a size. Fix: bytes, or a number with kB, MB or GB, for example 16MB.'
                                  % (variable, value))
@@ -93,8 +95,8 @@ def pgpool_backends(members, port=5432, data_directory=''):
     [{id, name, address, port, app_name, data_directory}], each at its service address (pgpool
     is a client). The id is the member's place in that order, so it does not move when the
     roles change after a failover."""
-    return [{'id': i, 'name': m['name'], 'address': m.get('service_address') or m['address'], 'port': int(port), 'app_name': m['slot'],
-             'data_directory': data_directory} for i, m in enumerate(members)]
+    return [{'id': i, 'name': m['name'], 'address': m.get('service_address') or m['address'], 'port': int(port),
+             'app_name': m['slot'], 'data_directory': data_directory} for i, m in enumerate(members)]
 
 
 def pgpool_desired(backends, nodes):
@@ -118,13 +120,8 @@ def pgpool_desired(backends, nodes):
 
 
 def _int_in(value, low, high):
-    if isinstance(value, bool):
-        return None
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        return None
-    return number if low <= number <= high else None
+    number = _pg_int(value)
+    return number if number is not None and low <= number <= high else None
 
 
 def _truthy(value):
@@ -149,15 +146,8 @@ def pgpool_errors(conf):
             errors.append('pgpool_vip=%r is not an address with its prefix length. Fix: for example 10.0.0.50/24.'
                           % vip)
             iface = None
-        service = conf.get('service_network')
-        if iface is not None and service not in (None, ''):
-            try:
-                inside = iface.ip in ipaddress.ip_network(str(service), strict=False)
-            except ValueError:
-                inside = True  # the postgresql role names a bad network
-            if not inside:
-                errors.append('pgpool_vip=%s is outside postgresql_service_network=%s: clients on the service '
-                              'network could not reach it. Fix: a free address of %s.' % (vip, service, service))
+        if iface is not None:
+            errors.extend(service_network_errors('pgpool_vip', vip, conf.get('service_network')))
         if len(hosts) < 2:
             errors.append('pgpool_vip is set but the group %r has %d host%s: the VIP would have no pgpool to move '
                           'to when that one dies. Fix: add a second host to the group %r (the reserve pgpool), or '
@@ -290,13 +280,8 @@ def pgpool_host_addresses(hosts, hostvars):
 def pgpool_hba_entries(addresses):
     """The cluster's pg_hba rules for the pgpool hosts: every database and user over TLS with
     SCRAM (pgpool logs in as the client's user), one /32 (or /128) per host."""
-    entries = []
-    for addr in sorted(set(a for a in addresses if a)):
-        net = ipaddress.ip_address(addr)
-        entries.append({'contype': 'hostssl', 'databases': 'all', 'users': 'all',
-                        'source': '%s/%d' % (addr, 32 if net.version == 4 else 128),
-                        'method': 'scram-sha-256'})
-    return entries
+    return [{'contype': 'hostssl', 'databases': 'all', 'users': 'all', 'source': host_cidr(addr),
+             'method': 'scram-sha-256'} for addr in sorted(set(a for a in addresses if a))]
 
 
 class FilterModule(object):

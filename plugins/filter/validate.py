@@ -188,6 +188,20 @@ def network_errors(hostvars_of_host, name):
     return errors
 
 
+def service_network_errors(varname, vip, network):
+    """[the message] when vip (CIDR form) lies outside network (postgresql_service_network), []
+    when it lies inside, or when the network is unset or unreadable (network_errors names that)."""
+    service = _network(network) if network not in (None, '') else None
+    try:
+        ip = ipaddress.ip_interface(str(vip).strip()).ip
+    except ValueError:
+        return []
+    if service is None or ip in service:
+        return []
+    return ['%s=%s is outside postgresql_service_network=%s: clients on the service network could not reach it. '
+            'Fix: a free address of %s, with its prefix length.' % (varname, vip, service, service)]
+
+
 def interface_of(facts, address):
     """The network interface that holds address, from gathered facts (None when none does)."""
     facts = facts or {}
@@ -558,11 +572,9 @@ def vip_errors(varname, vip, members, network=None, key='address'):
         return ['%s=%r is not an IPv4 address with its prefix length, e.g. 10.0.0.100/24.' % (varname, vip)]
     errors = []
     net = iface.network
-    service = _network(network) if network not in (None, '') else None
-    if service is not None and iface.ip not in service:
-        errors.append('%s=%s is outside postgresql_service_network=%s: clients on the service network could not '
-                      'reach it. Fix: a free address of %s, with its prefix length.' % (varname, vip, service, service))
-        return errors
+    outside = service_network_errors(varname, vip, network)
+    if outside:
+        return outside
     if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
         errors.append('%s=%s is the network or broadcast address of %s. Fix: use a free host address.'
                       % (varname, vip, net))

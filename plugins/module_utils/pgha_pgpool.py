@@ -16,6 +16,8 @@ __metaclass__ = type
 
 #: pcp_node_info's status names that mean pgpool routes to the node.
 UP_STATUSES = ('up', 'waiting')
+#: The pcp command each step of next_actions runs ('research' is a detach, see there).
+PCP_VERBS = {'detach': 'detach', 'attach': 'attach', 'research': 'detach'}
 
 
 def parse_node_info(text):

@@ -109,6 +109,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pgpool import (
+    PCP_VERBS,
     mismatches,
     next_actions,
     parse_node_info,
@@ -174,7 +175,7 @@ def main():
     if module.check_mode:
         planned = next_actions(view, desired)
         module.exit_json(changed=bool(planned), before=before, after=before,
-                         actions=['%s %d' % ('detach' if c == 'research' else c, n) for c, n in planned], lines=view_lines(before, names))
+                         actions=['%s %d' % (PCP_VERBS[c], n) for c, n in planned], lines=view_lines(before, names))
     while True:
         steps = next_actions(view, desired)
         if not steps or time.time() >= deadline:
@@ -185,10 +186,11 @@ def main():
             view = fresh if fresh is not None else view
             continue
         for command, node in steps:
-            rc, out, err = pcp.run('pcp_%s_node' % ('detach' if command == 'research' else command), '-n', str(node))
-            taken.append('%s %d' % ('detach' if command == 'research' else command, node))
+            verb = PCP_VERBS[command]
+            rc, out, err = pcp.run('pcp_%s_node' % verb, '-n', str(node))
+            taken.append('%s %d' % (verb, node))
             if rc != 0:
-                module.fail_json(msg='pcp_%s_node -n %d failed: %s' % (command, node, ' '.join((err or out).split())),
+                module.fail_json(msg='pcp_%s_node -n %d failed: %s' % (verb, node, ' '.join((err or out).split())),
                                  before=before, actions=taken)
         last_step = time.time()
         # pcp's answer proves nothing: wait until pgpool's view changes (or settles)
