@@ -70,6 +70,8 @@ def pg_layout(version, cluster='main', port=5432):
         'pgpass': HOME + '/.pgpass',
         'initdb_marker': '%s/.pgha-initdb-%s' % (base, cluster),
         'fence_marker': '%s/.pgha-fenced-%s' % (base, cluster),
+        # Prometheus text files the node exporter publishes (pgha-metrics, the restore drill)
+        'metrics_dir': '/var/lib/pgha/metrics',
         'upgrade_handed_over': '%s/.pgha-upgrade-handed-over' % HOME,
         'upgrade_cutover': '%s/.pgha-upgrade-cutover' % HOME,
         'server_packages': ['postgresql-%d' % v, 'postgresql-client-%d' % v],

@@ -44,7 +44,7 @@ def _registered_and_facts():
 
 
 #: Variables of the collection's roles (documented with each role, not as runbook options).
-ROLE_PREFIXES = ('postgresql_', 'keepalived_', 'backup_', 'logical_', 'pgpool_')
+ROLE_PREFIXES = ('postgresql_', 'keepalived_', 'backup_', 'logical_', 'pgpool_', 'monitoring_')
 
 
 def runbook_options():
