@@ -5,6 +5,8 @@
 survey_nodes: one normalized dict per node from what playbooks/tasks/survey.yml
 registered (pgha.cluster.node_survey). failover_plan and switchover_plan: the decision, with the reason in
 words an operator reads at 3 a.m. node_table: the survey as aligned text lines.
+status_document: everything status.yml shows, as data (status_lines is its screen,
+status_dot its graphviz picture, to_json its JSON), so the three cannot disagree.
 Pure functions: unit-tested in tests/unit/plugins/filter/test_cluster.py.
 """
 
@@ -23,18 +25,31 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
 )
 
 
-def survey_node(name, info, fenced=False, address=None, addresses=None, vips=None):
+#: What a primary's view of each standby and slot keeps (pgha_replication.shape_standby, shape_slot).
+_SENDER_KEYS = ('application_name', 'slot_name', 'client_addr', 'state', 'sync_state', 'replay_lag_bytes',
+                'replay_lag')
+_SLOT_KEYS = ('slot_name', 'slot_type', 'active', 'retained_bytes', 'wal_status')
+
+
+def survey_node(name, info, fenced=False, address=None, addresses=None, vips=None, slot=None):
     """Normalize one host's survey.
 
     info: the replication report of pgha.cluster.node_survey (or the registered result itself
     when the host was unreachable, or {'failed': True, 'msg': why} when PostgreSQL did not
     answer; None when nothing was registered); fenced: whether its fence marker exists;
     address: the member's address; addresses: the IPv4 addresses it holds now; vips:
-    {'writer': address, 'reader': address}.
+    {'writer': address, 'reader': address}; slot: its replication slot name (= the
+    application_name it streams with; default: slot_name of its name).
+
+    A primary also keeps what it sees of its standbys (senders: application_name, slot_name,
+    client_addr, state, sync_state, replay_lag_bytes, replay_lag) and its slots (slot_name,
+    slot_type, active, retained_bytes, wal_status), from which status_rows reads each member's
+    lag, sync state and slot.
     """
     node = {'name': name, 'reachable': False, 'running': False, 'fenced': False, 'role': 'unknown',
             'timeline': None, 'lsn': None, 'replay_lsn': None, 'receiver': None, 'upstream': None,
-            'error': None, 'address': address, 'vips': [], 'system_identifier': None, 'history': None}
+            'error': None, 'address': address, 'vips': [], 'system_identifier': None, 'history': None,
+            'slot': slot or _slot_name(name)}
     held = set(addresses or [])
     node['vips'] = sorted(k for k, v in (vips or {}).items() if v and v in held)
     if not info or _get(info, 'unreachable'):
@@ -56,6 +71,10 @@ def survey_node(name, info, fenced=False, address=None, addresses=None, vips=Non
         node['replay_lsn'] = node['lsn']
         node['standbys'] = [s.get('application_name') for s in _get(info, 'standbys', [])
                             if s.get('state') == 'streaming']
+        node['senders'] = [dict((k, _get(s, k)) for k in _SENDER_KEYS) for s in _get(info, 'standbys', [])]
+        # None (not []) when the report has no slots: no slot is then reported MISSING
+        slots = _get(info, 'slots')
+        node['slots'] = None if slots is None else [dict((k, _get(s, k)) for k in _SLOT_KEYS) for s in slots]
     else:
         receiver = _get(info, 'wal_receiver', {}) or {}
         node['lsn'] = _get(info, 'receive_lsn') or _get(info, 'replay_lsn')
@@ -79,16 +98,24 @@ def survey_report(registered):
 
 def survey_nodes(names, hostvars, survey_var='pgha_survey', vips=None):
     """[survey_node(...)] for every name, reading what the survey registered, the member's
-    address and the addresses it holds (the facts node_survey returned) from hostvars. vips: the
-    VIPs in any form ('10.0.0.100/24' or '10.0.0.100'), as {'writer': ..., 'reader': ...}."""
-    vips = dict((k, str(v).split('/', maxsplit=1)[0]) for k, v in (vips or {}).items() if v)
+    address, its slot (postgresql_slot_name, else slot_name of its name) and the addresses it
+    holds (the facts node_survey returned) from hostvars. vips: the VIPs in any form
+    ('10.0.0.100/24' or '10.0.0.100'), as {'writer': ..., 'reader': ...}."""
+    vips = _vip_addresses(vips)
     nodes = []
     for name in names:
         hv = _get(hostvars, name, {})
         held = _get(_get(hv, 'ansible_facts', {}), 'all_ipv4_addresses', [])
         info, fenced = survey_report(_get(hv, survey_var))
-        nodes.append(survey_node(name, info, fenced, member_address(hv), held, vips))
+        slot = _get(hv, 'postgresql_slot_name')
+        nodes.append(survey_node(name, info, fenced, member_address(hv), held, vips,
+                                 str(slot) if slot not in (None, '') else None))
     return nodes
+
+
+def _vip_addresses(vips):
+    """{kind: address} without the prefix length, for the VIPs that are set."""
+    return dict((k, str(v).split('/', maxsplit=1)[0]) for k, v in (vips or {}).items() if v)
 
 
 def _lsn_int(node):
@@ -98,26 +125,160 @@ def _lsn_int(node):
         return -1
 
 
+def human_bytes(value):
+    """A byte count as PostgreSQL's pg_size_pretty would round it, without the blank: 0B, 512B,
+    1.5kB, 16MB, 2.3GB. None stays None."""
+    if value is None:
+        return None
+    value = int(value)
+    size, unit = float(abs(value)), 0
+    while size >= 1024 and unit < len(_UNITS) - 1:
+        size /= 1024
+        unit += 1
+    if unit == 0:
+        return '%dB' % value
+    text = ('%.1f' % size).rstrip('0').rstrip('.')
+    return '%s%s%s' % ('-' if value < 0 else '', text, _UNITS[unit])
+
+
+_UNITS = ('B', 'kB', 'MB', 'GB', 'TB', 'PB')
+
+
+def _seconds(value):
+    if value is None:
+        return None
+    value = float(value)
+    return '%.1f' % value if value >= 1 or value == 0 else '%.3f' % value
+
+
+def reference_primary(nodes):
+    """The primary the others are measured against: the one unfenced primary; in a split brain
+    the one to keep (split_brain); None when no node runs as primary."""
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    if len(primaries) < 2:
+        return primaries[0] if primaries else None
+    keep = split_brain(nodes)['keep']
+    return next(p for p in primaries if p['name'] == keep)
+
+
+def _sender_entry(node, primary):
+    """The primary's standbys[] entry of this member: by application_name (= its slot name),
+    else by the slot it streams on, else by its address."""
+    senders = primary.get('senders') or []
+    for key, value in (('application_name', node.get('slot')), ('slot_name', node.get('slot')),
+                       ('client_addr', node.get('address'))):
+        if value:
+            found = [s for s in senders if s.get(key) == value]
+            if found:
+                return found[0]
+    return None
+
+
+def _slot_entry(primary, names):
+    for slot in primary.get('slots') or []:
+        if slot.get('slot_name') and slot.get('slot_name') in names:
+            return slot
+    return None
+
+
+def status_rows(nodes):
+    """One dict per node with every column of the table as data: name, address, reachable,
+    role, timeline, lsn, replay_lsn, receiver, upstream (the address it streams from),
+    upstream_node (the member at that address, else the primary that lists it as a
+    standby), lag_bytes and lag_seconds (replay lag behind that primary, from its
+    pg_stat_replication; lag_seconds is null when nothing was replayed lately), sync_state
+    (sync, quorum, potential or async), slot (its slot name on the primary; null when the
+    primary has none for it), slot_active, slot_wal_status, retained_bytes (the WAL that slot
+    holds back), fenced, vips, error, and is_reference (the primary the others are measured
+    against)."""
+    reference = reference_primary(nodes)
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    if reference is not None:
+        primaries = [reference] + [p for p in primaries if p is not reference]
+    by_address = dict((n['address'], n['name']) for n in nodes if n.get('address'))
+    rows = []
+    for n in nodes:
+        row = {'name': n['name'], 'address': n.get('address'), 'reachable': n['reachable'], 'role': n['role'],
+               'timeline': n['timeline'], 'lsn': n['lsn'], 'replay_lsn': n['replay_lsn'],
+               'receiver': n['receiver'], 'upstream': n.get('upstream'),
+               'upstream_node': by_address.get(n.get('upstream')) if n.get('upstream') else None,
+               'lag_bytes': None, 'lag_seconds': None, 'sync_state': None, 'slot': None, 'slot_active': None,
+               'slot_wal_status': None, 'retained_bytes': None, 'slot_missing': False,
+               'fenced': n['fenced'], 'vips': list(n.get('vips') or []), 'error': n.get('error'),
+               'is_reference': n is reference}
+        rows.append(row)
+        if any(n is p for p in primaries):
+            continue
+        primary, entry = reference, None
+        for p in primaries:
+            entry = _sender_entry(n, p)
+            if entry is not None:
+                primary = p
+                break
+        if entry is not None:
+            row['upstream_node'] = row['upstream_node'] or primary['name']
+            row['lag_bytes'] = entry.get('replay_lag_bytes')
+            row['lag_seconds'] = entry.get('replay_lag')
+            row['sync_state'] = entry.get('sync_state')
+        if primary is None or primary.get('slots') is None:
+            continue
+        slot = _slot_entry(primary, [x for x in (n.get('slot'), (entry or {}).get('slot_name')) if x])
+        if slot is None:
+            row['slot_missing'] = True
+            continue
+        row.update(slot=slot['slot_name'], slot_active=slot.get('active'), slot_wal_status=slot.get('wal_status'),
+                   retained_bytes=slot.get('retained_bytes'))
+    return rows
+
+
+def _slot_cell(row):
+    if row['slot_missing']:
+        return 'MISSING'
+    if not row['slot']:
+        return '-'
+    flags = ([] if row['slot_active'] in (None, True) else ['inactive']) + \
+        ([row['slot_wal_status']] if row['slot_wal_status'] in ('extended', 'unreserved', 'lost') else [])
+    return row['slot'] + ('(%s)' % ','.join(flags) if flags else '')
+
+
+#: The table's columns: header, and the cell of a status_rows row.
+_COLUMNS = (
+    ('node', lambda r: r['name']),
+    ('reachable', lambda r: 'yes' if r['reachable'] else 'NO'),
+    ('role', lambda r: r['role'].upper() if r['role'] in ('primary', 'standby') else r['role']),
+    ('timeline', lambda r: '-' if r['timeline'] is None else str(r['timeline'])),
+    ('lsn(received/current)', lambda r: r['lsn'] or '-'),
+    ('replayed', lambda r: r['replay_lsn'] or '-'),
+    ('wal_receiver<-upstream', lambda r: (r['receiver'] or '-') + (('<-' + r['upstream']) if r['upstream'] else '')),
+    ('lag', lambda r: human_bytes(r['lag_bytes']) or '-'),
+    ('lag(s)', lambda r: _seconds(r['lag_seconds']) or '-'),
+    ('sync', lambda r: r['sync_state'] or '-'),
+    ('slot', _slot_cell),
+    ('retained', lambda r: human_bytes(r['retained_bytes']) or '-'),
+    ('fence', lambda r: 'FENCED' if r['fenced'] else '-'),
+    ('vip', lambda r: ','.join(r['vips']) or '-'),
+)
+
+
+def _no_blank(cell):
+    # the YAML callback folds a long line at a single space: no cell may hold one
+    return str(cell).replace(' ', '_')
+
+
+def rows_table(rows):
+    """status_rows as aligned lines (node_table, status_lines)."""
+    return format_table([h for h, _cell in _COLUMNS],
+                        [[_no_blank(cell(r)) for _h, cell in _COLUMNS] for r in rows]).splitlines()
+
+
 def node_table(nodes):
-    """Aligned lines: node, reachable, role, timeline, LSN, replay, receiver, fenced, VIPs.
+    """Aligned lines: node, reachable, role, timeline, LSN, replay, receiver<-upstream, lag behind
+    the primary (bytes, seconds), sync state, its slot on the primary and the WAL it retains,
+    fenced, VIPs (status_rows).
 
     No cell holds a single space: the YAML callback folds long lines only at a single space,
     so the table is never broken in the middle of a row."""
-    rows = []
-    for n in nodes:
-        rows.append([
-            n['name'],
-            'yes' if n['reachable'] else 'NO',
-            n['role'].upper() if n['role'] in ('primary', 'standby') else n['role'],
-            '-' if n['timeline'] is None else str(n['timeline']),
-            n['lsn'] or '-',
-            n['replay_lsn'] or '-',
-            (n['receiver'] or '-') + (('<-' + n['upstream']) if n.get('upstream') else ''),
-            'FENCED' if n['fenced'] else '-',
-            ','.join(n.get('vips') or []) or '-',
-        ])
-    return format_table(['node', 'reachable', 'role', 'timeline', 'lsn(received/current)', 'replayed',
-                         'wal_receiver<-upstream', 'fence', 'vip'], rows).splitlines()
+    return rows_table(status_rows(nodes))
 
 
 # --------------------------------------------------------------------------
@@ -218,8 +379,12 @@ def split_brain_lines(report):
     return lines
 
 
-def cluster_verdict(nodes):
-    """One line: HEALTHY, DEGRADED: ..., PRIMARY DOWN: run promote.yml, or SPLIT BRAIN: ..."""
+def cluster_verdict(nodes, old_primary=None, sync_names=None):
+    """One line: HEALTHY, DEGRADED: ..., PRIMARY DOWN: run promote.yml, or SPLIT BRAIN: ...
+
+    With old_primary (the inventory's primary, as promote.yml takes it) and sync_names (the
+    synchronous standbys: __runbook_sync_hosts), PRIMARY DOWN says what promote.yml would do:
+    failover_plan's own decision, never a second one."""
     report = split_brain(nodes)
     if report:
         return ('SPLIT BRAIN: %s run as primary; keep %s - run rejoin.yml -e rejoin_host=%s '
@@ -227,7 +392,7 @@ def cluster_verdict(nodes):
                                                         report['keep'], report['discard'][0]))
     primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
     if not primaries:
-        return 'PRIMARY DOWN: no node runs as primary - run promote.yml'
+        return 'PRIMARY DOWN: no node runs as primary - run promote.yml' + _promote_hint(nodes, old_primary, sync_names)
     primary = primaries[0]
     problems = []
     for n in nodes:
@@ -247,6 +412,26 @@ def cluster_verdict(nodes):
         return 'DEGRADED: ' + '; '.join(problems)
     return 'HEALTHY: %s is the primary on timeline %s, %d replica(s) streaming' % (
         primary['name'], primary['timeline'], len(nodes) - 1)
+
+
+def _promote_hint(nodes, old_primary, sync_names):
+    """' (it would promote NAME: why)' or ' (it would refuse: why)' from failover_plan with
+    promote.yml's defaults; '' without an old primary among the nodes."""
+    if not old_primary or old_primary not in [n['name'] for n in nodes]:
+        return ''
+    plan = failover_plan(nodes, old_primary, sync_names=sync_names)
+    if plan['action'] != 'promote':
+        return ' (it would refuse: %s)' % plan['reason']
+    chosen = next(n for n in nodes if n['name'] == plan['candidate'])
+    why = 'newest LSN %s on timeline %s' % (chosen['lsn'], chosen['timeline'])
+    tied = [n for n in nodes if n['role'] == 'standby' and _lsn_int(n) == _lsn_int(chosen)]
+    if len(tied) > 1 and chosen['name'] in (sync_names or []):
+        why += ', a synchronous standby (tied with %s)' % ', '.join(n['name'] for n in tied if n is not chosen)
+    elif len(tied) > 1:
+        why += ' (tied with %s)' % ', '.join(n['name'] for n in tied if n is not chosen)
+    if plan['followers']:
+        why += '; %s would follow it' % ', '.join(plan['followers'])
+    return ' (it would promote %s: %s)' % (chosen['name'], why)
 
 
 def sync_hosts(members, mode='off', names=None):
@@ -489,6 +674,192 @@ def replica_state(local_id, upstream_id=None, marker_id=None, standby_signal=Fal
     return 'foreign'
 
 
+# --------------------------------------------------------------------------
+# status.yml: one document, shown as a table, as JSON, or as a picture
+# --------------------------------------------------------------------------
+
+def vip_holders(names, hostvars, vip, registered=None):
+    """Who holds a VIP among hosts whose addresses were gathered (ansible_facts'
+    all_ipv4_addresses, e.g. by ansible.builtin.setup's network subset): {vip (no prefix
+    length), hosts, holders, unreachable, unknown (no addresses gathered)}; None when vip is
+    empty or there are no hosts. registered: the name the gathering task registered (a host
+    whose result is unreachable is listed as such)."""
+    names = list(names or [])
+    if not vip or not names:
+        return None
+    address = str(vip).split('/', maxsplit=1)[0].strip()
+    report = {'vip': address, 'hosts': names, 'holders': [], 'unreachable': [], 'unknown': []}
+    for name in names:
+        hv = _get(hostvars, name, {})
+        result = _get(hv, registered) if registered else None
+        held = _get(_get(hv, 'ansible_facts', {}), 'all_ipv4_addresses')
+        if _get(result, 'unreachable'):
+            report['unreachable'].append(name)
+        elif held is None:
+            report['unknown'].append(name)
+        elif address in held:
+            report['holders'].append(name)
+    return report
+
+
+def vip_holder_line(report, label='pgpool VIP'):
+    """'pgpool VIP 10.0.0.50: pool1' (with who could not be asked); [] without a report."""
+    if not report:
+        return []
+    holders = report['holders']
+    if not holders:
+        who = 'NOBODY holds it'
+    elif len(holders) > 1:
+        who = '%s (HELD BY %d HOSTS AT ONCE)' % (', '.join(holders), len(holders))
+    else:
+        who = holders[0]
+    notes = (['unreachable: ' + ', '.join(report['unreachable'])] if report['unreachable'] else []) + \
+        (['not asked: ' + ', '.join(report['unknown'])] if report['unknown'] else [])
+    return ['%s %s: %s%s' % (label, report['vip'], who, ' (%s)' % '; '.join(notes) if notes else '')]
+
+
+def status_document(nodes, old_primary=None, sync_names=None, vips=None, pgpool=None, backup=None,
+                    subscribers=None, subscriptions=None):
+    """Everything status.yml shows, as data: {state (HEALTHY, DEGRADED, PRIMARY DOWN or SPLIT
+    BRAIN), verdict (cluster_verdict's line), primary (the reference primary's name or null),
+    nodes (status_rows: every column of the table), split_brain (the report or null), vips
+    ({writer, reader} addresses), pgpool (vip_holders of the pgpool VIP, or null), backup and
+    subscribers (the inventory's hosts of those groups), subscriptions (the logical report's
+    lines)}. status_lines, status_dot and to_json all read this one document.
+
+    nodes: survey_nodes; old_primary and sync_names: as promote.yml passes them to
+    failover_plan (cluster_verdict names the replica it would promote)."""
+    verdict = cluster_verdict(nodes, old_primary, sync_names)
+    reference = reference_primary(nodes)
+    return {
+        'state': verdict.split(':', 1)[0],
+        'verdict': verdict,
+        'primary': reference['name'] if reference else None,
+        'nodes': status_rows(nodes),
+        'split_brain': split_brain(nodes),
+        'vips': _vip_addresses(vips),
+        'pgpool': pgpool or None,
+        'backup': list(backup or []),
+        'subscribers': list(subscribers or []),
+        'subscriptions': list(subscriptions or []),
+    }
+
+
+def status_lines(document):
+    """The screen of status.yml from status_document: the table, the pgpool VIP's holder, the
+    verdict, the split-brain report and the subscriptions."""
+    return (rows_table(document['nodes']) + vip_holder_line(document.get('pgpool'))
+            + ['', 'VERDICT: ' + document['verdict']]
+            + split_brain_lines(document.get('split_brain'))
+            + ['subscription  : ' + line for line in document.get('subscriptions') or []])
+
+
+def _dot_escape(text):
+    """Text inside a DOT double-quoted string: a backslash or a quote cannot end the string
+    nor start an escape sequence (\\N, \\G ...); a line break becomes a blank."""
+    return str(text).replace('\\', '\\\\').replace('"', '\\"').replace('\r', ' ').replace('\n', ' ')
+
+
+def _dot_id(kind, name):
+    return '"%s:%s"' % (kind, _dot_escape(name))
+
+
+def _dot_label(*lines):
+    return '"%s"' % '\\n'.join(_dot_escape(line) for line in lines if line not in (None, ''))
+
+
+def _dot_attrs(**attrs):
+    return '[%s]' % ', '.join('%s=%s' % (k, v) for k, v in sorted(attrs.items()))
+
+
+_GREY = dict(style='"rounded,filled"', fillcolor='"#e6e6e6"', color='"#9a9a9a"', fontcolor='"#7a7a7a"')
+
+
+def status_dot(document):
+    """The cluster as it is, in graphviz's DOT language, from status_document: each member
+    labelled with its name, role and timeline (FENCED in red; unreachable or down greyed), an
+    arrow from each upstream to its replica labelled with the lag (and the sync state), the
+    VIPs as notes attached to their holders (grey, 'no holder', when nobody holds one), the
+    pgpool hosts, the backup hosts and the subscribers. Every name is quoted and escaped."""
+    out = ['digraph pgha {',
+           '  graph %s;' % _dot_attrs(rankdir='TB', labelloc='t', fontname='Helvetica',
+                                      label=_dot_label('pgha cluster', document['verdict'])),
+           '  node [shape=box, style="rounded,filled", fillcolor=white, fontname=Helvetica];',
+           '  edge [fontname=Helvetica, fontsize=10];']
+    rows = document['nodes']
+    names = set(r['name'] for r in rows)
+    for r in rows:
+        role = r['role'].upper() if r['role'] in ('primary', 'standby') else r['role'] if r['reachable'] else None
+        timeline = 'timeline %s' % r['timeline'] if r['timeline'] is not None else None
+        state = None if r['reachable'] else 'unreachable'
+        attrs = {}
+        if not r['reachable'] or r['role'] not in ('primary', 'standby'):
+            attrs.update(_GREY)
+        elif r['role'] == 'primary' and not r['fenced']:
+            attrs.update(fillcolor='"#d8f0d8"', penwidth='2')
+        else:
+            attrs.update(fillcolor='"#dde6f6"')
+        if r['fenced']:
+            attrs.update(color='"#c00000"', fontcolor='"#c00000"', penwidth='2')
+        attrs['label'] = _dot_label(r['name'], role, timeline, 'FENCED' if r['fenced'] else None, state)
+        out.append('  %s %s;' % (_dot_id('member', r['name']), _dot_attrs(**attrs)))
+    for r in rows:
+        source = None
+        if r['upstream_node'] in names:
+            source = _dot_id('member', r['upstream_node'])
+        elif r['upstream']:
+            source = _dot_id('upstream', r['upstream'])
+            attrs = dict(_GREY, label=_dot_label(r['upstream'], 'not a member'))
+            out.append('  %s %s;' % (source, _dot_attrs(**attrs)))
+        if source is None:
+            continue
+        lag = human_bytes(r['lag_bytes'])
+        seconds = _seconds(r['lag_seconds'])
+        label = _dot_label('lag %s%s' % (lag, (' / %ss' % seconds) if seconds else '') if lag else None,
+                           r['sync_state'], r['receiver'] if r['receiver'] not in (None, 'streaming') else None)
+        attrs = dict(label=label)
+        if r['receiver'] != 'streaming':
+            attrs.update(style='dashed', color='"#9a9a9a"')
+        out.append('  %s -> %s %s;' % (source, _dot_id('member', r['name']), _dot_attrs(**attrs)))
+    for kind, address in sorted((document.get('vips') or {}).items()):
+        holders = [r['name'] for r in rows if kind in r['vips']]
+        attrs = dict(shape='note', label=_dot_label('%s VIP' % kind, address, None if holders else 'no holder'),
+                     fillcolor='"#fff6d5"')
+        if not holders:
+            attrs.update(_GREY, shape='note')
+        out.append('  %s %s;' % (_dot_id('vip', kind), _dot_attrs(**attrs)))
+        for name in holders:
+            out.append('  %s -> %s [style=dotted, arrowhead=none];' % (_dot_id('vip', kind), _dot_id('member', name)))
+    pgpool = document.get('pgpool')
+    if pgpool:
+        for name in pgpool['hosts']:
+            attrs = dict(label=_dot_label(name, 'pgpool', 'unreachable' if name in pgpool['unreachable'] else None),
+                         fillcolor='"#f3e6f7"')
+            if name in pgpool['unreachable']:
+                attrs.update(_GREY)
+            out.append('  %s %s;' % (_dot_id('pgpool', name), _dot_attrs(**attrs)))
+        attrs = dict(shape='note', fillcolor='"#fff6d5"',
+                     label=_dot_label('pgpool VIP', pgpool['vip'], None if pgpool['holders'] else 'no holder'))
+        if not pgpool['holders']:
+            attrs.update(_GREY, shape='note')
+        out.append('  %s %s;' % (_dot_id('vip', 'pgpool'), _dot_attrs(**attrs)))
+        for name in pgpool['holders']:
+            out.append('  %s -> %s [style=dotted, arrowhead=none];' % (_dot_id('vip', 'pgpool'),
+                                                                       _dot_id('pgpool', name)))
+    primary = _dot_id('member', document['primary']) if document.get('primary') else None
+    others = (('backup', document.get('backup'), 'cylinder', 'backups', 'backups'),
+              ('subscriber', document.get('subscribers'), 'box', 'subscriber', 'logical'))
+    for kind, hosts, shape, what, edge in others:
+        for name in hosts or []:
+            attrs = dict(shape=shape, fillcolor='"#eeeeee"', label=_dot_label(name, what))
+            out.append('  %s %s;' % (_dot_id(kind, name), _dot_attrs(**attrs)))
+            if primary:
+                out.append('  %s -> %s %s;' % (primary, _dot_id(kind, name),
+                                               _dot_attrs(style='dashed', label=_dot_label(edge))))
+    out.append('}')
+    return '\n'.join(out) + '\n'
+
+
 def _slot_name(host):
     from ansible_collections.pgha.cluster.plugins.filter.slot_name import slot_name
     return slot_name(host)
@@ -524,6 +895,10 @@ class FilterModule(object):
             'split_brain': split_brain,
             'split_brain_lines': split_brain_lines,
             'cluster_verdict': cluster_verdict,
+            'status_document': status_document,
+            'status_lines': status_lines,
+            'status_dot': status_dot,
+            'vip_holders': vip_holders,
             'sync_hosts': sync_hosts,
             'mark_durations': mark_durations,
         }

@@ -115,6 +115,9 @@ def _run(tmp_path, book, *extra):
     ('restore_drill', ['-e', 'restore_drill_type=all'], 'restore_drill_type must be one of: latest, immediate'),
     ('switchover', ['-e', 'switchover_max_lag_bytes=-'], "'switchover_max_lag_bytes' is of type"),
     ('status', ['-e', 'runbook_connect_timeout=soon'], "'runbook_connect_timeout' is of type"),
+    ('status', ['-e', 'status_format=yaml'], 'status_format must be one of: text, json'),
+    ('status', ['-e', 'status_picture=cluster.gif'], 'status_picture=cluster.gif must end in .svg, .png'),
+    ('status', ['-e', 'status_picture=/nonexistent/dir/cluster.svg'], 'in a directory that exists'),
 ])
 def test_a_wrong_option_is_refused_naming_it_before_any_host_is_touched(tmp_path, book, extra, named):
     proc = _run(tmp_path, book, *extra)

@@ -72,3 +72,35 @@ def test_the_runbooks_do_not_ride_an_ssh_master_someone_else_left():
     for book in ('promote.yml', 'switchover.yml', 'rejoin.yml', 'restore.yml', 'status.yml', 'backup.yml',
                  'pgpool_sync.yml'):
         assert 'tasks/survey.yml' in _read('playbooks', book), book
+
+
+def test_status_shows_one_document_as_table_json_and_picture():
+    """status.yml: the verdict names what promote.yml would do (the same inputs promote.yml
+    gives failover_plan), and the screen, the JSON and the picture all read the one
+    document (pgha.cluster.status_document), so they cannot disagree."""
+    plays = yaml.safe_load(_read('playbooks', 'status.yml'))
+    (show,) = [p for p in plays if p['name'].endswith('Show the cluster')]
+    assert show['vars_files'] == ['vars/runbook.yml']
+    tasks = dict((t['name'], t) for t in show['tasks'])
+    document = tasks['Put together what the cluster looks like']['ansible.builtin.set_fact']['status_document']
+    call = ' '.join(document.split())
+    assert 'pgha.cluster.status_document(' in call
+    for needed in ("old_primary=groups['primary']", 'sync_names=__runbook_sync_hosts', 'vips=__runbook_vips',
+                   'pgha.cluster.vip_holders(', "groups['backup']", "groups['subscribers']", 'logical_report'):
+        assert needed in call, needed
+    assert tasks['Show the cluster']['ansible.builtin.debug']['msg'] == \
+        '{{ status_document | pgha.cluster.status_lines }}'
+    assert tasks['Show the cluster as one JSON document']['ansible.builtin.debug']['msg'] == \
+        '{{ status_document | to_json }}'
+    write = tasks["Write the picture's DOT source (status_picture)"]
+    assert write['ansible.builtin.copy']['content'] == '{{ status_document | pgha.cluster.status_dot }}'
+    assert write['delegate_to'] == 'localhost'
+    draw = tasks['Draw the picture with graphviz (status_picture)']
+    assert draw['ansible.builtin.command']['argv'][0] == 'dot' and draw['changed_when'] is True
+    # the pgpool hosts: their addresses only, a dead one costs runbook_connect_timeout
+    (pgpool,) = [p for p in plays if 'pgpool' in p['name']]
+    assert pgpool['ignore_unreachable'] is True and pgpool['gather_facts'] is False
+    setup = [t for t in pgpool['tasks'] if 'ansible.builtin.setup' in t][0]
+    assert 'network' in setup['ansible.builtin.setup']['gather_subset'] and '!all' in \
+        setup['ansible.builtin.setup']['gather_subset']
+    assert setup['register'] in document
