@@ -167,6 +167,67 @@ def backups_of(info):
     return out
 
 
+def _age(seconds):
+    """A short age for the status screen: 45s, 12m, 3h, 2d 5h."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return '%ds' % seconds
+    if seconds < 3600:
+        return '%dm' % (seconds // 60)
+    if seconds < 86400:
+        return '%dh %dm' % (seconds // 3600, seconds // 60 % 60)
+    return '%dd %dh' % (seconds // 86400, seconds // 3600 % 24)
+
+
+def _wal_index(name):
+    """(timeline, segment number) of a 24-hex WAL file name (16 MB segments), or None."""
+    if not isinstance(name, str) or not re.match(r'^[0-9A-F]{24}$', name):
+        return None
+    return int(name[:8], 16), int(name[8:16], 16) * 0x100 + int(name[16:], 16)
+
+
+def backup_status(info, now, current_walfile=None, host=None):
+    """What status.yml shows of the backups, from `pgbackrest info --output=json` (or
+    pgha-native's, the same shape) read on the backup host:
+    {host, reachable, status (the stanza's message), newest: {full|diff|incr: {label, stop,
+    age_seconds, age} or None}, archived_to (the newest WAL file in the archive), waiting (WAL
+    segments written before the one being written that are not archived yet, or None when
+    unknown)}. info: None when the repository did not answer; now: epoch seconds;
+    current_walfile: the WAL file the primary writes now (filter lsn_to_walfile)."""
+    report = {'host': host, 'reachable': info is not None, 'status': None,
+              'newest': dict((k, None) for k in ('full', 'diff', 'incr')), 'archived_to': None, 'waiting': None}
+    if not isinstance(info, list) or not info:
+        report['status'] = 'the repository did not answer' if info is None else 'no stanza'
+        return report
+    stanza = info[0] if isinstance(info[0], dict) else {}
+    report['status'] = (stanza.get('status') or {}).get('message')
+    for b in backups_of(info):
+        if b['type'] in report['newest'] and b['stop'] and not b['error']:
+            age = max(0, int(now) - int(b['stop']))
+            report['newest'][b['type']] = {'label': b['label'], 'stop': b['stop'], 'age_seconds': age, 'age': _age(age)}
+    maxes = [a.get('max') for a in stanza.get('archive') or [] if isinstance(a, dict) and _wal_index(a.get('max'))]
+    if maxes:
+        report['archived_to'] = max(maxes, key=lambda n: (_wal_index(n)[1], _wal_index(n)[0]))
+        current = _wal_index(current_walfile)
+        if current:
+            report['waiting'] = max(0, current[1] - _wal_index(report['archived_to'])[1] - 1)
+    return report
+
+
+def backup_status_line(report):
+    """status.yml's line about the backups ([] without a backup host)."""
+    if not report:
+        return []
+    if not report['reachable']:
+        return ['backups       : %s: the repository did not answer' % report['host']]
+    kinds = '; '.join('%s %s' % (k, ('%s (%s ago)' % (v['label'], v['age'])) if v else 'none')
+                      for k, v in sorted(report['newest'].items()))
+    wal = ('WAL archived up to %s' % report['archived_to']) if report['archived_to'] else 'no WAL archived'
+    if report['waiting'] is not None:
+        wal += ', %d segment(s) waiting' % report['waiting']
+    return ['backups       : %s (%s): %s; %s' % (report['host'], report['status'] or '?', kinds, wal)]
+
+
 def backup_table(info):
     """Aligned lines: one per backup (label, type, started, finished, LSN range, size, stored)."""
     rows = []
@@ -717,6 +778,8 @@ def _duration(seconds):
 class FilterModule(object):
     def filters(self):
         return {
+            'backup_status': backup_status,
+            'backup_status_line': backup_status_line,
             'backup_size_bytes': backup_size_bytes,
             'summary_keep_minutes': summary_keep_minutes,
             'native_schedule_errors': native_schedule_errors,

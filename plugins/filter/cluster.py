@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.pgha.cluster.plugins.filter.backup import backup_status_line
 from ansible_collections.pgha.cluster.plugins.filter.validate import lookup as _get
 from ansible_collections.pgha.cluster.plugins.filter.validate import member_address
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
@@ -719,13 +720,14 @@ def vip_holder_line(report, label='pgpool VIP'):
 
 
 def status_document(nodes, old_primary=None, sync_names=None, vips=None, pgpool=None, backup=None,
-                    subscribers=None, subscriptions=None):
+                    subscribers=None, subscriptions=None, backups=None):
     """Everything status.yml shows, as data: {state (HEALTHY, DEGRADED, PRIMARY DOWN or SPLIT
     BRAIN), verdict (cluster_verdict's line), primary (the reference primary's name or null),
     nodes (status_rows: every column of the table), split_brain (the report or null), vips
     ({writer, reader} addresses), pgpool (vip_holders of the pgpool VIP, or null), backup and
     subscribers (the inventory's hosts of those groups), subscriptions (the logical report's
-    lines)}. status_lines, status_dot and to_json all read this one document.
+    lines), backups (filter backup_status: the newest backup of each type, its age, the WAL
+    archive's lag; null without a backup host)}. status_lines, status_dot and to_json all read this one document.
 
     nodes: survey_nodes; old_primary and sync_names: as promote.yml passes them to
     failover_plan (cluster_verdict names the replica it would promote)."""
@@ -742,6 +744,7 @@ def status_document(nodes, old_primary=None, sync_names=None, vips=None, pgpool=
         'backup': list(backup or []),
         'subscribers': list(subscribers or []),
         'subscriptions': list(subscriptions or []),
+        'backups': backups or None,
     }
 
 
@@ -749,6 +752,7 @@ def status_lines(document):
     """The screen of status.yml from status_document: the table, the pgpool VIP's holder, the
     verdict, the split-brain report and the subscriptions."""
     return (rows_table(document['nodes']) + vip_holder_line(document.get('pgpool'))
+            + backup_status_line(document.get('backups'))
             + ['', 'VERDICT: ' + document['verdict']]
             + split_brain_lines(document.get('split_brain'))
             + ['subscription  : ' + line for line in document.get('subscriptions') or []])

@@ -103,6 +103,16 @@ def connect(host, user='app', password=None, dbname='app', timeout=3, port=5432)
                             connect_timeout=timeout, sslmode='require')
 
 
+def ssh_answers(address):
+    """Whether sshd answers at address from here (a host that came back is reachable again)."""
+    import socket
+    try:
+        socket.create_connection((address, 22), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def holds_address(node, address):
     return (' %s/' % address) in node.run('ip -o -4 addr show').stdout
 

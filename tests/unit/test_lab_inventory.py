@@ -25,8 +25,11 @@ def test_lab_has_vips_sync_backups_and_pgpool():
         inv = yaml.safe_load(f)
     assert 'vars' not in inv['all'], 'connection settings on "all" reach the runbooks\' localhost plays'
     lab = inv['all']['children']['lab']
-    assert set(lab['children']) == {'primary', 'replicas', 'backup', 'pgpool'}
+    assert set(lab['children']) == {'primary', 'replicas', 'backup', 'pgpool', 'monitoring'}
     assert gv['pgpool_vip'] == '10.89.60.50/24' and len(lab['children']['pgpool']['hosts']) == 2
+    # the monitoring host is none of the hosts whose loss it reports, and its alerts reach someone
+    assert len(lab['children']['monitoring']['hosts']) == 1
+    assert gv['monitoring_test_receiver'] is True
 
 
 def test_a_runbook_decides_on_localhost_with_the_lab_inventory():

@@ -66,12 +66,16 @@ def test_the_runbooks_do_not_ride_an_ssh_master_someone_else_left():
     wait about 15 minutes: the survey (every runbook's first contact) switches to masters of
     the runbooks' own that send keepalives."""
     survey = yaml.safe_load(_read('playbooks', 'tasks', 'survey.yml'))
-    facts = survey[0]['ansible.builtin.set_fact']
+    assert survey[0]['ansible.builtin.import_tasks'] == 'ssh_keepalive.yml'
+    facts = yaml.safe_load(_read('playbooks', 'tasks', 'ssh_keepalive.yml'))[0]['ansible.builtin.set_fact']
     assert 'ServerAliveInterval=2' in facts['ansible_ssh_extra_args']
     assert facts['ansible_control_path'].startswith('%(directory)s/pgha-')
     for book in ('promote.yml', 'switchover.yml', 'rejoin.yml', 'restore.yml', 'status.yml', 'backup.yml',
                  'pgpool_sync.yml'):
         assert 'tasks/survey.yml' in _read('playbooks', book), book
+    # status.yml's other plays (pgpool hosts, backup host) keep the same masters
+    for play in yaml.safe_load(_read('playbooks', 'status.yml'))[2:-1]:
+        assert play['tasks'][0]['ansible.builtin.import_tasks'] == 'tasks/ssh_keepalive.yml', play['name']
 
 
 def test_status_shows_one_document_as_table_json_and_picture():

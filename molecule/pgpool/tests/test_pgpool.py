@@ -44,15 +44,6 @@ def run(playbook, *args, inventory=None, timeout=None):
                                  timeout=timeout)
 
 
-def ssh_answers(address):
-    import socket
-    try:
-        socket.create_connection((address, 22), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 def leave_an_ssh_master(name):
     """An SSH master connection to name with no keepalives, kept 10 minutes, at the control path
     every ansible run here uses by default: what Ansible's default ssh_args (ControlPersist)
@@ -335,7 +326,7 @@ def test_rejoin_gives_the_old_primary_reads_again():
                  timeout=90, what='pgpool-pg1 booted')
     # "when pgpool-pg1 is back": it answers on SSH from here (a restarted container's new MAC
     # address takes the host's bridge a few seconds to learn)
-    lib.wait_for(lambda: ssh_answers(ADMIN_IPS['pgpool-pg1']), timeout=60, what='SSH on pgpool-pg1')
+    lib.wait_for(lambda: lib.ssh_answers(ADMIN_IPS['pgpool-pg1']), timeout=60, what='SSH on pgpool-pg1')
     proc = run('rejoin.yml', '-e', 'rejoin_host=pgpool-pg1')
     assert proc.returncode == 0, proc.stdout[-6000:]
     flat = ' '.join(proc.stdout.split())

@@ -3,6 +3,7 @@
 import pytest
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.pgha.cluster.plugins.filter import backup as f
 from ansible_collections.pgha.cluster.plugins.filter.backup import (
     FilterModule,
     backup_address_errors,
@@ -51,7 +52,8 @@ NODES = [node('db1', 'primary'), node('db2'), node('db3')]
 def test_filters_are_exported():
     assert sorted(FilterModule().filters()) == [
         'backup_address_errors', 'backup_conf_value', 'backup_cron_jobs', 'backup_csr_errors', 'backup_name_errors',
-        'backup_option_errors', 'backup_path_errors', 'backup_size_bytes', 'backup_table', 'backup_table_errors',
+        'backup_option_errors', 'backup_path_errors', 'backup_size_bytes', 'backup_status', 'backup_status_line',
+        'backup_table', 'backup_table_errors',
         'backup_timers', 'native_schedule_errors', 'restore_plan', 'summary_keep_minutes']
 
 
@@ -502,3 +504,55 @@ def test_native_schedule_errors(schedule, keep, expect):
         assert errors == []
     else:
         assert len(errors) == 1 and expect in errors[0], errors
+
+
+# --------------------------------------------------------------------------
+# status.yml's view of the backups
+# --------------------------------------------------------------------------
+
+STATUS_INFO = [{
+    'name': 'main', 'status': {'code': 0, 'message': 'ok'},
+    'archive': [{'id': '17-1', 'min': '000000010000000000000001', 'max': '000000010000000000000005'},
+                {'id': '17-1', 'min': '000000020000000000000005', 'max': '000000020000000000000007'}],
+    'backup': [
+        {'label': '20261201-010000F', 'type': 'full', 'timestamp': {'start': 1000, 'stop': 1100}},
+        {'label': '20261202-010000F_20261202-020000D', 'type': 'diff', 'timestamp': {'start': 5000, 'stop': 5200}},
+        {'label': '20261203-010000F', 'type': 'full', 'timestamp': {'start': 9000, 'stop': 9100}},
+        {'label': '20261203-010000F_20261203-020000I', 'type': 'incr', 'timestamp': {'start': 9500, 'stop': 9600},
+         'error': True},
+    ],
+}]
+
+
+def test_backup_status_names_the_newest_of_each_type_with_its_age():
+    r = f.backup_status(STATUS_INFO, 9100 + 7260, '000000020000000000000009', 'repo')
+    assert r['reachable'] and r['status'] == 'ok' and r['host'] == 'repo'
+    assert r['newest']['full'] == {'label': '20261203-010000F', 'stop': 9100, 'age_seconds': 7260, 'age': '2h 1m'}
+    assert r['newest']['diff']['label'] == '20261202-010000F_20261202-020000D'
+    # a backup that failed its checks is not a restore point
+    assert r['newest']['incr'] is None
+
+
+def test_backup_status_counts_the_wal_waiting_to_be_archived():
+    # writing ...09 on timeline 2, archived up to ...07: ...08 waits
+    assert f.backup_status(STATUS_INFO, 0, '000000020000000000000009')['waiting'] == 1
+    assert f.backup_status(STATUS_INFO, 0, '000000020000000000000009')['archived_to'] == '000000020000000000000007'
+    assert f.backup_status(STATUS_INFO, 0, '000000020000000000000008')['waiting'] == 0
+    assert f.backup_status(STATUS_INFO, 0, None)['waiting'] is None
+    # across a log boundary: 0x100 segments per log file
+    info = [dict(STATUS_INFO[0], archive=[{'max': '0000000200000001000000FE'}])]
+    assert f.backup_status(info, 0, '000000020000000200000001')['waiting'] == 2
+
+
+def test_backup_status_of_a_repository_that_did_not_answer():
+    r = f.backup_status(None, 0, None, 'repo')
+    assert not r['reachable'] and r['newest']['full'] is None
+    assert f.backup_status_line(r) == ['backups       : repo: the repository did not answer']
+    assert f.backup_status_line(None) == []
+
+
+def test_backup_status_line():
+    line = f.backup_status_line(f.backup_status(STATUS_INFO, 9100 + 90000, '000000020000000000000009', 'repo'))
+    assert line == ['backups       : repo (ok): diff 20261202-010000F_20261202-020000D (1d 2h ago); '
+                    'full 20261203-010000F (1d 1h ago); incr none; WAL archived up to 000000020000000000000007, '
+                    '1 segment(s) waiting']
