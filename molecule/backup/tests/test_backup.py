@@ -1,20 +1,35 @@
-"""Backups end to end on real containers: pgBackRest on the backup host, WAL
-archiving, backup.yml, restore.yml to a point in time, restore drills on a
-good and a damaged repository, logical dumps, the pg_cron schedule on the
-primary only and on the new primary after promote.yml, and a dead backup host
-that does not stop writes.
+"""Backups and monitoring end to end on real containers: pgBackRest on the backup host, WAL
+archiving, Prometheus, Alertmanager and the exporters that site.yml installs, the alert rules' unit
+tests (promtool); a healthy cluster fires nothing and status.yml says HEALTHY; a stopped replica fires
+"not streaming"; backup.yml, restore.yml to a point in time, restore drills on a damaged and a good
+repository (Prometheus sees both results), logical dumps, the pg_cron schedule on the primary only; a
+killed primary fires "primary down" naming promote.yml while status.yml names the candidate; the new
+primary runs the schedule after promote.yml; status.yml's table, JSON and picture show it; rejoin.yml
+resolves every alert; a dead backup host does not stop writes and fires the archiving alert; and
+site.yml changes nothing after the runbooks.
 
 The tests run in file order and build on each other (one cluster, one story).
 """
 
+import html
 import json
 import os
 import re
+import subprocess
 import time
+import urllib.parse
+import urllib.request
 
 import pgha_testlib as lib
 
 VIP = '10.89.72.100'
+NAMES = ['backup-pg1', 'backup-pg2']
+IPS = {'backup-pg1': '10.89.72.11', 'backup-pg2': '10.89.72.12', 'backup-repo': '10.89.72.20',
+       'backup-watch': '10.89.72.30'}
+PROMETHEUS = 'http://10.89.72.30:9090'
+ALERTS_LOG = '/var/log/pgha-alerts/alerts.jsonl'
+# the inventory as promote.yml's summary says (set by the failover test)
+STATE = {}
 PKI = '/etc/pgbackrest/pki'
 SECRET = 'pgha-cipher-pass-Q7v2xK9'
 
@@ -213,6 +228,82 @@ def app(name, sql):
     return lib.psql(node(name), sql, db='app')
 
 
+def watch():
+    return node('backup-watch')
+
+
+def run(playbook, *args, timeout=600):
+    """A playbook against the inventory as it stands: promote.yml's summary moves the primary."""
+    return lib.run_playbook_with(STATE.get('inventory') or lib.inventory_dir(), playbook, *args, timeout=timeout)
+
+
+def prom(query):
+    """The result vector of a PromQL query, asked of Prometheus from here."""
+    with urllib.request.urlopen(PROMETHEUS + '/api/v1/query?query=' + urllib.parse.quote(query), timeout=10) as r:
+        doc = json.loads(r.read().decode('utf-8'))
+    assert doc['status'] == 'success', doc
+    return doc['data']['result']
+
+
+def notifications():
+    """Every notification the test receiver logged: [(status, alertname, labels, annotations)]."""
+    cmd = watch().run('cat %s' % ALERTS_LOG)
+    out = []
+    for line in cmd.stdout.splitlines():
+        doc = json.loads(line)
+        for a in doc['alerts']:
+            out.append((a['status'], a['labels']['alertname'], a['labels'], a['annotations']))
+    return out
+
+
+def received(status, alertname, since=0, **labels):
+    """The notifications with this status and alert name (and these labels) after the first `since`."""
+    return [n for n in notifications()[since:] if n[0] == status and n[1] == alertname
+            and all(n[2].get(k) == v for k, v in labels.items())]
+
+
+def firing():
+    """The alert names Prometheus has firing now."""
+    return sorted(set(r['metric']['alertname'] for r in prom('ALERTS{alertstate="firing"}')))
+
+
+def drill_metric():
+    return [r['value'][1] for r in prom('pgha_restore_drill_passed{instance="backup-repo"}')]
+
+
+def slot_of(name):
+    return name.replace('-', '_')
+
+
+def verdict(output):
+    """What follows 'VERDICT: ' on status.yml's screen, its folded lines joined again."""
+    flat = ' '.join(output.split())
+    assert 'VERDICT: ' in flat, output[-3000:]
+    return flat.split('VERDICT: ', 1)[1][:600]
+
+
+def status_json():
+    """status.yml -e status_format=json through the json callback, as a script reads it."""
+    cmd = ['ansible-playbook', '-i', STATE.get('inventory') or lib.inventory_dir(),
+           os.path.join(lib.ROOT, 'playbooks', 'status.yml'), '-e', 'status_format=json']
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1')
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=lib.ROOT, env=env,
+                          check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_doc = json.loads(proc.stdout)
+    for task in run_doc['plays'][-1]['tasks']:
+        if task['task']['name'] == 'Show the cluster as one JSON document':
+            return json.loads(task['hosts']['localhost']['msg'])
+    raise AssertionError('no JSON document in the output')
+
+
+def booted(name):
+    """After podman start: systemd up and SSH answering (the playbooks come in over SSH)."""
+    lib.wait_for(lambda: node(name).run('systemctl is-system-running').stdout.strip() in ('running', 'degraded'),
+                 timeout=90, what='%s booted' % name)
+    lib.wait_for(lambda: lib.ssh_answers(IPS[name]), timeout=60, what='SSH on %s' % name)
+
+
 def test_site_configured_archiving_the_stanza_and_the_schedule():
     for n in ('backup-pg1', 'backup-pg2'):
         assert lib.psql(node(n), 'SHOW archive_mode') == 'on'
@@ -251,6 +342,84 @@ def test_site_configured_archiving_the_stanza_and_the_schedule():
                           "-o UserKnownHostsFile=/var/lib/postgresql/.ssh/pgha_backup_known_hosts "
                           "postgres@10.89.72.20 'cat /etc/shadow'")
     assert refused.rc != 0 and 'refused' in refused.stderr, refused.stdout + refused.stderr
+
+
+# --------------------------------------------------------------------------
+# What site.yml installed for monitoring, on a healthy cluster
+# --------------------------------------------------------------------------
+
+def test_the_rules_pass_their_unit_tests_and_the_config_checks():
+    cmd = watch().run('promtool test rules /etc/prometheus/pgha-rules-test.yml')
+    assert cmd.rc == 0 and 'SUCCESS' in cmd.stdout, cmd.stdout + cmd.stderr
+    cmd = watch().run('promtool check config /etc/prometheus/prometheus.yml')
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+    cmd = watch().run('amtool check-config /etc/prometheus/alertmanager.yml')
+    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+
+
+def test_every_exporter_is_scraped_on_its_own_address():
+    def all_up():
+        rows = prom('up')
+        return len(rows) >= 8 and all(r['value'][1] == '1' for r in rows) and rows
+    rows = lib.wait_for(all_up, timeout=120, interval=2, what='every target up')
+    targets = dict(((r['metric']['job'], r['metric']['instance']), r['metric']) for r in rows)
+    # no target but the inventory's hosts: nothing left of Debian's example configuration (Prometheus never
+    # started with it, else its samples would linger here and fire PghaTargetDown)
+    assert set(instance for _, instance in targets) <= set(IPS), sorted(targets)
+    assert set(targets) >= {('postgres', 'backup-pg1'), ('postgres', 'backup-pg2'), ('node', 'backup-pg1'),
+                            ('node', 'backup-pg2'), ('node', 'backup-repo'), ('node', 'backup-watch'),
+                            ('pgbackrest', 'backup-repo')}
+    # the exporters listen on the member's address only, not on every interface
+    listen = node('backup-pg1').check_output('ss -Hltn')
+    assert '%s:9187' % IPS['backup-pg1'] in listen and '*:9187' not in listen and '0.0.0.0:9187' not in listen
+    # the custom metrics are there: one primary, the replica streams, its slot is active
+    assert [r['metric']['instance'] for r in prom('pgha_server_primary == 1')] == ['backup-pg1']
+    slots = prom('pgha_slot_active{instance="backup-pg1"}')
+    assert [(r['metric']['slot_name'], r['value'][1]) for r in slots] == [(slot_of('backup-pg2'), '1')]
+    assert prom('pgha_vip_held{vip="writer",instance="backup-pg1"}')[0]['value'][1] == '1'
+    assert prom('pgbackrest_backup_since_last_completion_seconds{backup_type="full"}'), 'no full backup seen'
+
+
+def test_the_exporters_role_cannot_write_or_read_table_data():
+    pg1 = node('backup-pg1')
+    lib.psql(pg1, 'CREATE TABLE IF NOT EXISTS secret (v text); INSERT INTO secret VALUES (\'s\')', db='app')
+    as_exporter = 'runuser -u prometheus -- psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s'
+    for db, sql in (('app', 'SELECT * FROM secret'), ('app', "INSERT INTO secret VALUES ('x')"),
+                    ('app', 'CREATE TABLE mine (v int)'), ('postgres', 'CREATE TABLE mine (v int)'),
+                    ('app', 'SELECT pg_read_file(\'PG_VERSION\')')):
+        cmd = pg1.run(as_exporter % (db, lib._quote(sql)))
+        assert cmd.rc != 0 and 'permission denied' in cmd.stderr, (sql, cmd.stdout, cmd.stderr)
+    # but it reads the statistics it exists for
+    assert pg1.check_output(as_exporter % ('postgres', lib._quote('SELECT count(*) FROM pg_stat_replication'))) == '1'
+    attrs = lib.psql(pg1, "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolpassword IS NULL, "
+                          "(SELECT string_agg(b.rolname, ',') FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
+                          " WHERE m.member = a.oid) FROM pg_authid a WHERE rolname = 'prometheus'")
+    assert attrs == 'f|f|f|f|t|pg_monitor'
+
+
+def test_a_healthy_cluster_fires_nothing_and_status_says_healthy():
+    # two rule evaluations after every target is up, and nothing pending either
+    time.sleep(12)
+    assert prom('ALERTS') == [], prom('ALERTS')
+    assert notifications() == []
+    proc = run('status.yml')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    said = verdict(proc.stdout)
+    assert said.startswith('HEALTHY'), proc.stdout[-3000:]
+    # the backups line: the full backup site.yml took
+    assert re.search(r'backups\W.*full\s+\d{8}-\d{6}F', ' '.join(proc.stdout.split())), proc.stdout[-3000:]
+
+
+def test_a_stopped_replica_fires_not_streaming():
+    seen = len(notifications())
+    node('backup-pg2').check_output('systemctl stop postgresql@17-main')
+    try:
+        lib.wait_for(lambda: received('firing', 'PghaReplicaNotStreaming', seen, slot_name=slot_of('backup-pg2')),
+                     timeout=90, interval=2, what='PghaReplicaNotStreaming at the receiver')
+    finally:
+        node('backup-pg2').check_output('systemctl start postgresql@17-main')
+    lib.wait_for(lambda: received('resolved', 'PghaReplicaNotStreaming', seen, slot_name=slot_of('backup-pg2')),
+                 timeout=90, interval=2, what='PghaReplicaNotStreaming resolved')
 
 
 def plain(text):
@@ -297,7 +466,7 @@ def test_bad_input_stops_site_yml_in_its_preflight():
         assert re.search(expect, failed), '%s: %s not in\n%s' % (case, expect, failed[:4000])
     assert SECRET not in proc.stdout
     lines = recap(proc.stdout)
-    assert len(lines) == 3 and all(' changed=0 ' in line for line in lines), '\n'.join(lines)
+    assert len(lines) >= 3 and all(' changed=0 ' in line for line in lines), '\n'.join(lines)
     assert state_of_the_backup_role() == before
 
 
@@ -452,21 +621,8 @@ def test_pitr_restore_returns_exactly_the_rows_committed_before_the_target():
     assert 'pgha-backup-full' in lib.psql(node(primary), 'SELECT string_agg(jobname, \',\') FROM cron.job')
 
 
-def test_restore_drill_passes_on_a_good_repository():
-    # the row written after the restore is archived: the drill must find all 21
-    last = lib.switch_wal('backup-pg1')
-    lib.wait_for(lambda: lib.archiver('backup-pg1')[0][:24] >= last, timeout=60, what='the last WAL archived')
-    proc = lib.run_playbook('restore_drill.yml')
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    assert 'RESTORE DRILL PASSED' in proc.stdout
-    assert 'PASS  database app' in proc.stdout
-    assert 'PASS  rows app.pitr' in proc.stdout and '21 (at least 1)' in proc.stdout
-    assert re.search(r'PASS  rows app\.Public\.PITR +21 \(at least 1\)', proc.stdout), proc.stdout[-3000:]
-    assert not repo().file('/var/lib/pgbackrest-drill/main').exists
-    assert repo().run('ss -Hltn sport = :5499').stdout.strip() == ''
-
-
 def test_restore_drill_fails_clearly_on_a_damaged_repository():
+    seen = STATE['seen_at_drill'] = len(notifications())
     label = lib.backup_labels(repo())[-1]
     base = '/var/lib/pgbackrest/backup/main/%s/pg_data' % label
     victim = repo().run("find %s -path '*/base/*' -type f -size +8k -printf '%%s %%p\\n' | sort -n | tail -1" % base) \
@@ -482,6 +638,29 @@ def test_restore_drill_fails_clearly_on_a_damaged_repository():
         assert not repo().file('/var/lib/pgbackrest-drill/main').exists
     finally:
         repo().run('cp -p /root/victim.save %s' % victim)
+    # Prometheus reads the result, and the alert reaches the receiver
+    lib.wait_for(lambda: drill_metric() == ['0'], timeout=60, interval=2, what='pgha_restore_drill_passed 0 in Prometheus')
+    alert = lib.wait_for(lambda: received('firing', 'PghaRestoreDrillFailed', seen, instance='backup-repo'), timeout=60,
+                         interval=2, what='PghaRestoreDrillFailed at the receiver')
+    assert 'restore_drill' in alert[0][3]['runbook'], alert
+
+
+def test_restore_drill_passes_on_a_good_repository():
+    # the row written after the restore is archived: the drill must find all 21
+    last = lib.switch_wal('backup-pg1')
+    lib.wait_for(lambda: lib.archiver('backup-pg1')[0][:24] >= last, timeout=60, what='the last WAL archived')
+    proc = lib.run_playbook('restore_drill.yml')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert 'RESTORE DRILL PASSED' in proc.stdout
+    assert 'PASS  database app' in proc.stdout
+    assert 'PASS  rows app.pitr' in proc.stdout and '21 (at least 1)' in proc.stdout
+    assert re.search(r'PASS  rows app\.Public\.PITR +21 \(at least 1\)', proc.stdout), proc.stdout[-3000:]
+    assert not repo().file('/var/lib/pgbackrest-drill/main').exists
+    assert repo().run('ss -Hltn sport = :5499').stdout.strip() == ''
+    # the damaged repository's alert resolves with the good result
+    lib.wait_for(lambda: drill_metric() == ['1'], timeout=60, interval=2, what='pgha_restore_drill_passed 1 in Prometheus')
+    lib.wait_for(lambda: received('resolved', 'PghaRestoreDrillFailed', STATE['seen_at_drill'], instance='backup-repo'),
+                 timeout=60, interval=2, what='PghaRestoreDrillFailed resolved')
 
 
 def test_logical_dumps_reach_the_backup_host():
@@ -564,7 +743,7 @@ def test_systemd_timers_back_up_from_the_primary_only():
         assert not node(n).file('/etc/systemd/system/pgha-backup@.service').exists, n
 
 
-def test_after_failover_the_new_primary_runs_the_schedule():
+def test_a_killed_primary_fires_primary_down_naming_promote_and_status_names_the_candidate():
     # every minute, set on the primary: the standby gets the change by replication only
     every_minute = "SELECT cron.alter_job(jobid, schedule := '* * * * *') FROM cron.job WHERE jobname = 'pgha-backup-incr'"
     lib.psql(node('backup-pg1'), every_minute)
@@ -574,30 +753,106 @@ def test_after_failover_the_new_primary_runs_the_schedule():
     # before promote.yml returns (pg_cron runs jobs on a primary only, so nothing of
     # backup-pg2's own is older than this; the old primary's runs are earlier, or logged
     # under its own address)
-    before_promotion = lib.psql(node('backup-pg2'), 'SELECT now()')
-    log_before = len(lib.trigger_log(repo()))
+    STATE['before_promotion'] = lib.psql(node('backup-pg2'), 'SELECT now()')
+    STATE['log_before'] = len(lib.trigger_log(repo()))
+    seen = STATE['seen_at_kill'] = len(notifications())
     lib.podman('kill', 'backup-pg1')
-    proc = lib.run_playbook('promote.yml')
+    killed = time.monotonic()
+    alert = lib.wait_for(lambda: received('firing', 'PghaPrimaryDown', seen), timeout=120, interval=1,
+                         what='PghaPrimaryDown at the receiver')
+    took = time.monotonic() - killed
+    lib.measured('podman kill of the primary -> PghaPrimaryDown at the webhook receiver: %.1f s' % took)
+    assert 'promote' in alert[0][3]['summary'] and 'pgha.cluster.promote' in alert[0][3]['runbook'], alert
+    proc = run('status.yml')
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    said = verdict(proc.stdout)
+    assert said.startswith('PRIMARY DOWN') and 'promote.yml' in said and 'backup-pg2' in said, said
+
+
+def test_after_promote_status_shows_the_new_primary_and_it_runs_the_schedule(tmp_path):
+    seen = len(notifications())
+    proc = run('promote.yml', timeout=300)
     assert proc.returncode == 0, proc.stdout[-6000:]
-    assert lib.current_primary(['backup-pg1', 'backup-pg2']) == 'backup-pg2'
+    assert lib.current_primary(['backup-pg2']) == 'backup-pg2'
     assert lib.holds_address(node('backup-pg2'), VIP)
-    new_tl = lib.timeline('backup-pg2')
+    STATE['inventory'] = lib.inventory_as_summary_says(tmp_path, proc.stdout, NAMES)
+
+    # right after the promotion: the table shows the current timeline, the JSON the same, the picture the new primary
+    picture = str(tmp_path / 'cluster.svg')
+    proc = run('status.yml', '-e', 'status_picture=' + picture)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    # the current timeline (of the WAL being written; the last checkpoint's may still be the old one)
+    timeline = int(lib.psql(node('backup-pg2'), 'SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)'), 16)
+    assert timeline >= 3    # site.yml's 1, the PITR restore's 2
+    row = [line for line in proc.stdout.splitlines() if re.search(r'\bbackup-pg2\b.*PRIMARY', line)]
+    assert row and re.search(r'PRIMARY\s+%d\b' % timeline, row[0]), proc.stdout[-3000:]
+    with open(picture) as f:
+        svg = html.unescape(f.read())   # graphviz writes '-' as &#45;
+    assert '<svg' in svg and re.search(r'>backup-pg2</text>\s*<text[^>]*>PRIMARY</text>\s*<text[^>]*>timeline %d<'
+                                       % timeline, svg), svg
+    # the JSON holds what the table shows
+    doc = status_json()
+    assert doc['primary'] == 'backup-pg2', doc
+    assert verdict(proc.stdout).startswith(' '.join(doc['verdict'].split())), (doc['verdict'], proc.stdout[-3000:])
+    by_name = dict((n['name'], n) for n in doc['nodes'])
+    assert by_name['backup-pg2']['role'] == 'primary' and by_name['backup-pg2']['timeline'] == timeline
+    assert by_name['backup-pg1']['reachable'] is False
+    for n in doc['nodes']:
+        line = [x for x in proc.stdout.splitlines() if re.match(r"^\s*-\s*'?%s\s" % n['name'], x)][0]
+        assert (n['role'].upper() if n['role'] in ('primary', 'standby') else n['role']) in line, (n, line)
+    lib.wait_for(lambda: received('resolved', 'PghaPrimaryDown', seen), timeout=90, interval=2,
+                 what='PghaPrimaryDown resolved')
+
+    # the new primary's pg_cron asks the backup host for the scheduled backup, on the new timeline
     lib.wait_for(lambda: any('caller=10.89.72.12 backup incr finished rc=0' in line
-                             for line in lib.trigger_log(repo())[log_before:]),
+                             for line in lib.trigger_log(repo())[STATE['log_before']:]),
                  timeout=150, interval=3, what='a scheduled backup asked for by the new primary')
     last = lib.pgbackrest_info(repo())['backup'][-1]
-    assert last['archive']['start'].startswith('%08X' % new_tl), last['archive']
+    assert last['archive']['start'].startswith('%08X' % timeline), last['archive']
     # pg_cron records the run once the job's COPY returns, a moment after the backup host logged it
     lib.wait_for(lambda: lib.psql(node('backup-pg2'), "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j "
                                                       "USING (jobid) WHERE j.jobname = 'pgha-backup-incr' "
                                                       "AND d.status = 'succeeded' AND d.start_time > '%s'"
-                                  % before_promotion) != '0',
+                                  % STATE['before_promotion']) != '0',
                  timeout=30, interval=1, what="the new primary's succeeded run in cron.job_run_details")
 
 
+def test_rejoin_resolves_every_alert_and_status_says_healthy():
+    lib.podman('start', 'backup-pg1')
+    booted('backup-pg1')
+    proc = run('rejoin.yml', '-e', 'rejoin_host=backup-pg1', timeout=300)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert lib.role_of(node('backup-pg1')) == 'standby'
+
+    # every alert that fired since the kill has been resolved at the receiver, and none is
+    # firing or pending
+    def key(n):
+        return n[1], tuple(sorted(n[2].items()))
+
+    def clear():
+        since = notifications()[STATE['seen_at_kill']:]
+        fired = set(key(n) for n in since if n[0] == 'firing')
+        resolved = set(key(n) for n in since if n[0] == 'resolved')
+        return not prom('ALERTS') and fired <= resolved and fired
+    try:
+        fired = lib.wait_for(clear, timeout=120, interval=3, what='every alert resolved after rejoin.yml')
+    except AssertionError as e:
+        raise AssertionError('%s\nfiring: %s\nnotifications since the kill: %s' % (
+            e, prom('ALERTS'), [(n[0], n[1], n[2]) for n in notifications()[STATE['seen_at_kill']:]]))
+    assert ('PghaPrimaryDown', (('alertname', 'PghaPrimaryDown'), ('severity', 'critical'))) in fired, fired
+    proc = run('status.yml')
+    assert verdict(proc.stdout).startswith('HEALTHY'), proc.stdout[-3000:]
+
+
 def test_dead_backup_host_does_not_stop_writes_and_archiving_catches_up():
+    """The backup host killed: writes go on, archiving fails and the archiving alert reaches the receiver; the
+    host back, archiving catches up and the alert resolves."""
     primary = 'backup-pg2'
+    # the schedule back to February 29th: no backup run, and no pg_cron write, while the backup host is dead
+    lib.psql(node(primary), "SELECT cron.alter_job(jobid, schedule := '30 3 29 2 *') FROM cron.job "
+                            "WHERE jobname = 'pgha-backup-incr'")
     failed_before = lib.archiver(primary)[1]
+    seen = len(notifications())
     lib.podman('kill', 'backup-repo')
     try:
         started = time.monotonic()
@@ -608,6 +863,11 @@ def test_dead_backup_host_does_not_stop_writes_and_archiving_catches_up():
         assert lib.archiver(primary)[0] < segments[-1]
         ready = node(primary).run('ls /var/lib/postgresql/17/main/pg_wal/archive_status/').stdout
         assert segments[-1] + '.ready' in ready
+        # no more WAL meanwhile: past backup_archive_push_queue_max (64MiB here) pgBackRest would drop the queue
+        # and report it archived (the next test); the archiver retries the same segment and fails each time
+        alert = lib.wait_for(lambda: received('firing', 'PghaWalArchivingFailing', seen, instance=primary),
+                             timeout=180, interval=3, what='PghaWalArchivingFailing at the receiver')
+        assert 'backup host' in alert[0][3]['runbook'], alert
     finally:
         lib.podman('start', 'backup-repo')
     lib.wait_for(lambda: repo().run('ss -Hltn sport = :8432').stdout.strip() != '', timeout=60,
@@ -619,13 +879,13 @@ def test_dead_backup_host_does_not_stop_writes_and_archiving_catches_up():
     for seg in segments:
         found = repo().run("find /var/lib/pgbackrest/archive/main -name '%s-*'" % seg).stdout.strip()
         assert found, '%s is not in the repository' % seg
+    lib.wait_for(lambda: received('resolved', 'PghaWalArchivingFailing', seen, instance=primary), timeout=120,
+                 interval=3, what='PghaWalArchivingFailing resolved')
 
 
 def test_a_dead_backup_host_cannot_fill_the_primary_disk():
     """Beyond backup_archive_push_queue_max (64MiB here) pgBackRest drops the queued WAL."""
     primary = 'backup-pg2'
-    lib.psql(node(primary), "SELECT cron.alter_job(jobid, schedule := '30 3 29 2 *') FROM cron.job "
-                            "WHERE jobname = 'pgha-backup-incr'")
     lib.podman('kill', 'backup-repo')
     try:
         segments = [lib.switch_wal(primary) for i in range(6)]       # 6 x 16 MiB > 64 MiB
@@ -636,3 +896,13 @@ def test_a_dead_backup_host_cannot_fill_the_primary_disk():
         assert 'dropped' in lib.pg_log(primary)
     finally:
         lib.podman('start', 'backup-repo')
+    booted('backup-repo')
+
+
+def test_site_changes_nothing_after_the_runbooks():
+    """promote.yml, rejoin.yml, restore.yml and two dead backup hosts later, with the inventory as promote.yml's
+    summary says: site.yml changes nothing on any host."""
+    proc = run('site.yml')
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert lib.changed_hosts(proc.stdout) == {}, (lib.changed_hosts(proc.stdout), proc.stdout[-6000:])
+    assert set(lib.recap(proc.stdout)) >= set(NAMES + ['backup-repo', 'backup-watch'])
