@@ -365,7 +365,7 @@ def test_every_exporter_is_scraped_on_its_own_address():
     targets = dict(((r['metric']['job'], r['metric']['instance']), r['metric']) for r in rows)
     # no target but the inventory's hosts: nothing left of Debian's example configuration (Prometheus never
     # started with it, else its samples would linger here and fire PghaTargetDown)
-    assert set(instance for _, instance in targets) <= set(IPS), sorted(targets)
+    assert set(key[1] for key in targets) <= set(IPS), sorted(targets)
     assert set(targets) >= {('postgres', 'backup-pg1'), ('postgres', 'backup-pg2'), ('node', 'backup-pg1'),
                             ('node', 'backup-pg2'), ('node', 'backup-repo'), ('node', 'backup-watch'),
                             ('pgbackrest', 'backup-repo')}
