@@ -113,6 +113,16 @@ def ssh_answers(address):
         return False
 
 
+def wait_booted(name, address=None):
+    """After podman start: systemd up in the container and, given its address, sshd answering from here (a
+    restarted container's new MAC address takes the host's bridge a few seconds to learn)."""
+    node = host(name)
+    wait_for(lambda: node.run('systemctl is-system-running').stdout.strip() in ('running', 'degraded'),
+             timeout=90, what='%s booted' % name)
+    if address:
+        wait_for(lambda: ssh_answers(address), timeout=60, what='SSH on %s' % name)
+
+
 def holds_address(node, address):
     return (' %s/' % address) in node.run('ip -o -4 addr show').stdout
 

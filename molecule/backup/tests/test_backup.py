@@ -297,13 +297,6 @@ def status_json():
     raise AssertionError('no JSON document in the output')
 
 
-def booted(name):
-    """After podman start: systemd up and SSH answering (the playbooks come in over SSH)."""
-    lib.wait_for(lambda: node(name).run('systemctl is-system-running').stdout.strip() in ('running', 'degraded'),
-                 timeout=90, what='%s booted' % name)
-    lib.wait_for(lambda: lib.ssh_answers(IPS[name]), timeout=60, what='SSH on %s' % name)
-
-
 def test_site_configured_archiving_the_stanza_and_the_schedule():
     for n in ('backup-pg1', 'backup-pg2'):
         assert lib.psql(node(n), 'SHOW archive_mode') == 'on'
@@ -819,7 +812,7 @@ def test_after_promote_status_shows_the_new_primary_and_it_runs_the_schedule(tmp
 
 def test_rejoin_resolves_every_alert_and_status_says_healthy():
     lib.podman('start', 'backup-pg1')
-    booted('backup-pg1')
+    lib.wait_booted('backup-pg1', IPS['backup-pg1'])
     proc = run('rejoin.yml', '-e', 'rejoin_host=backup-pg1', timeout=300)
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert lib.role_of(node('backup-pg1')) == 'standby'
@@ -896,7 +889,7 @@ def test_a_dead_backup_host_cannot_fill_the_primary_disk():
         assert 'dropped' in lib.pg_log(primary)
     finally:
         lib.podman('start', 'backup-repo')
-    booted('backup-repo')
+    lib.wait_booted('backup-repo', IPS['backup-repo'])
 
 
 def test_site_changes_nothing_after_the_runbooks():

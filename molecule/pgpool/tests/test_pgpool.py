@@ -321,12 +321,8 @@ def test_promote_through_pgpool_loses_no_acknowledged_write(tmp_path):
 
 def test_rejoin_gives_the_old_primary_reads_again():
     lib.podman('start', 'pgpool-pg1')
-    old = node('pgpool-pg1')
-    lib.wait_for(lambda: old.run('systemctl is-system-running').stdout.strip() in ('running', 'degraded'),
-                 timeout=90, what='pgpool-pg1 booted')
-    # "when pgpool-pg1 is back": it answers on SSH from here (a restarted container's new MAC
-    # address takes the host's bridge a few seconds to learn)
-    lib.wait_for(lambda: lib.ssh_answers(ADMIN_IPS['pgpool-pg1']), timeout=60, what='SSH on pgpool-pg1')
+    # "when pgpool-pg1 is back": booted, and it answers on SSH from here
+    lib.wait_booted('pgpool-pg1', ADMIN_IPS['pgpool-pg1'])
     proc = run('rejoin.yml', '-e', 'rejoin_host=pgpool-pg1')
     assert proc.returncode == 0, proc.stdout[-6000:]
     flat = ' '.join(proc.stdout.split())
