@@ -7,10 +7,16 @@ lab_network() {
   podman network exists "$1" || podman network create --subnet "$2" "$1" >/dev/null
 }
 
-# lab_key: the lab's SSH key pair (created once, kept under .work/lab).
+# lab_key: the lab's SSH key pair (created once, kept under .work/lab). Two
+# test lanes may ask at the same moment: the lock makes one of them create it
+# (without it, the second ssh-keygen stops at its "Overwrite (y/n)?" prompt).
 lab_key() {
   mkdir -p "$PGHA_WORK/lab"
-  [ -f "$PGHA_WORK/lab/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C pgha-lab -f "$PGHA_WORK/lab/id_ed25519"
+  (
+    flock 9
+    [ -f "$PGHA_WORK/lab/id_ed25519" ] \
+      || ssh-keygen -q -t ed25519 -N '' -C pgha-lab -f "$PGHA_WORK/lab/id_ed25519" </dev/null
+  ) 9>"$PGHA_WORK/lab/.key.lock"
 }
 
 # lab_node CONTAINER HOSTNAME NETWORK IP: start a systemd container and let the
