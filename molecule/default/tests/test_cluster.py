@@ -150,28 +150,39 @@ def _start_times(nodes):
 
 
 def test_reload_for_reloadable_settings_restart_only_when_needed(nodes):
-    """A reloadable change reloads (no restart); a restart-only change restarts."""
-    base = {'shared_buffers': '64MB', 'log_min_duration_statement': 250}
+    """A reloadable change reloads (no restart); a restart-only change restarts.
+
+    One site.yml run does both, host by host (extra variables are templated per
+    host): the primary and default-pg3 get a reloadable change only, default-pg2
+    a restart-only one. A second run puts the inventory's settings back.
+    """
+    changed = {'default-pg1': {'log_min_duration_statement': 300},
+               'default-pg2': {'shared_buffers': '96MB'},
+               'default-pg3': {'work_mem': '24MB', 'log_min_duration_statement': 300}}
+    per_host = '{{ %s[inventory_hostname] }}' % json.dumps(changed)
+    pg3 = [n for n in nodes if n.backend.hostname == 'default-pg3'][0]
     started = _start_times(nodes)
     try:
-        lib.run_playbook('site.yml', '-e', '{"postgresql_settings": %s}'
-                         % json.dumps(dict(base, log_min_duration_statement=300)), check=True)
-        for node in nodes:
-            assert lib.psql(node, 'SHOW log_min_duration_statement') == '300ms'
-        assert _start_times(nodes) == started, 'a reloadable setting restarted PostgreSQL'
-
-        lib.run_playbook('site.yml', '-e', '{"postgresql_settings": %s}'
-                         % json.dumps(dict(base, shared_buffers='96MB')), check=True)
-        restarted = _start_times(nodes)
+        lib.run_playbook('site.yml', '-e', json.dumps({'postgresql_host_settings': per_host}), check=True)
+        now = _start_times(nodes)
         for node in nodes:
             name = node.backend.hostname
-            assert lib.psql(node, 'SHOW shared_buffers') == '96MB', name
-            assert restarted[name] != started[name], '%s was not restarted for shared_buffers' % name
+            if name == 'default-pg2':
+                assert lib.psql(node, 'SHOW shared_buffers') == '96MB', name
+                assert lib.psql(node, 'SHOW log_min_duration_statement') == '250ms', name
+                assert now[name] != started[name], '%s was not restarted for shared_buffers' % name
+            else:
+                assert lib.psql(node, 'SHOW log_min_duration_statement') == '300ms', name
+                assert lib.psql(node, 'SHOW shared_buffers') == '64MB', name
+                assert now[name] == started[name], 'a reloadable setting restarted PostgreSQL on %s' % name
+        assert lib.psql(pg3, 'SHOW work_mem') == '24MB'
     finally:
         # back to the scenario's inventory settings
         lib.run_playbook('site.yml', check=True)
     for node in nodes:
         assert lib.psql(node, 'SHOW shared_buffers') == '64MB'
+        assert lib.psql(node, 'SHOW log_min_duration_statement') == '250ms'
+    assert lib.psql(pg3, 'SHOW work_mem') == '24MB'
     # and the replicas still stream after their restarts
     for node in nodes[1:]:
         lib.wait_for(lambda: lib.psql(node, 'SELECT status FROM pg_stat_wal_receiver') == 'streaming',
