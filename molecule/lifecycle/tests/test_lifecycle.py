@@ -222,7 +222,7 @@ def test_walk1_status_shows_the_new_timeline_at_once():
 def test_walk1_killed_primary_comes_back_fenced():
     lib.podman('start', 'lifecycle-pg1')
     old = node('lifecycle-pg1')
-    lib.wait_booted('lifecycle-pg1')
+    lib.wait_booted('lifecycle-pg1', IPS['lifecycle-pg1'])
     lib.wait_for(lambda: 'REFUSING' in old.run('journalctl -u %s --no-pager' % SERVICE).stdout,
                  timeout=60, what='the start guard refusing')
     assert old.file(FENCE).exists and lib.role_of(old) == 'down'
