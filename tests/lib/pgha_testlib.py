@@ -113,14 +113,14 @@ def ssh_answers(address):
         return False
 
 
-def wait_booted(name, address=None):
-    """After podman start: systemd up in the container and, given its address, sshd answering from here (a
-    restarted container's new MAC address takes the host's bridge a few seconds to learn)."""
+def wait_booted(name, address):
+    """After podman start: systemd up in the container and sshd answering on address from here (the
+    playbooks come in over SSH; a restarted container's new MAC address takes the host's bridge a few
+    seconds to learn)."""
     node = host(name)
     wait_for(lambda: node.run('systemctl is-system-running').stdout.strip() in ('running', 'degraded'),
              timeout=90, what='%s booted' % name)
-    if address:
-        wait_for(lambda: ssh_answers(address), timeout=60, what='SSH on %s' % name)
+    wait_for(lambda: ssh_answers(address), timeout=60, what='SSH on %s' % name)
 
 
 def holds_address(node, address):
