@@ -156,6 +156,7 @@ def test_reload_for_reloadable_settings_restart_only_when_needed(nodes):
     host): the primary and default-pg3 get a reloadable change only, default-pg2
     a restart-only one. A second run puts the inventory's settings back.
     """
+    # extra variables replace the whole dict: pg3 keeps its inventory override (work_mem)
     changed = {'default-pg1': {'log_min_duration_statement': 300},
                'default-pg2': {'shared_buffers': '96MB'},
                'default-pg3': {'work_mem': '24MB', 'log_min_duration_statement': 300}}
