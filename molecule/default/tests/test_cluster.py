@@ -264,7 +264,7 @@ def _no_sentinel(out):
 def test_secrets_are_not_printed_under_check_diff_vvv(check_run):
     out, before, after = check_run
     # the changed secrets were seen as changes (.pgpass) but never shown
-    task = 'pgha.cluster.postgresql : Configure | Store the replication credentials'
+    task = 'pgha.cluster.postgresql : Node | Store the replication credentials'
     assert re.search(r'changed: \[default-pg\d\]', lib.task_output(out, task)), task
     _no_sentinel(out)
     assert after['keepalived.conf'] == before['keepalived.conf']
