@@ -245,6 +245,14 @@ def prom(query):
     return doc['data']['result']
 
 
+def scrape_report():
+    """For a failure's message: the targets that missed a scrape in the last minute, and the slowest scrapes."""
+    missed = sorted((r['metric']['job'], r['metric']['instance']) for r in prom('min_over_time(up[1m]) == 0'))
+    slowest = sorted((float(r['value'][1]), r['metric']['job'], r['metric']['instance'])
+                     for r in prom('max_over_time(scrape_duration_seconds[1m])'))[-3:]
+    return {'missed a scrape in the last minute': missed, 'slowest scrapes (s)': slowest}
+
+
 def notifications():
     """Every notification the test receiver logged: [(status, alertname, labels, annotations)]."""
     cmd = watch().run('cat %s' % ALERTS_LOG)
@@ -393,7 +401,7 @@ def test_the_exporters_role_cannot_write_or_read_table_data():
 def test_a_healthy_cluster_fires_nothing_and_status_says_healthy():
     # two rule evaluations after every target is up, and nothing pending either
     time.sleep(12)
-    assert prom('ALERTS') == [], prom('ALERTS')
+    assert prom('ALERTS') == [], (prom('ALERTS'), scrape_report())
     assert notifications() == []
     proc = run('status.yml')
     assert proc.returncode == 0, proc.stdout[-4000:]
