@@ -180,10 +180,116 @@ CASES = {
     'same router id twice': dict(
         extra_vars={'keepalived_reader_router_id': 71},
         expect=r"keepalived_writer_router_id and keepalived_reader_router_id must be distinct"),
+    # --- open access through pg_hba (each lifted only by naming its risk) -------------------
+    'trust from anywhere': dict(
+        extra_vars={'postgresql_hba_entries': [
+            {'contype': 'host', 'databases': 'all', 'users': 'all', 'source': '0.0.0.0/0', 'method': 'trust'}]},
+        expect=r"postgresql_hba_entries\[0\] \(host from 0\.0\.0\.0/0, users all, method trust\) is refused: anyone "
+               r"who reaches the server .* add network_logins_without_password to postgresql_accepted_risks"),
+    'local trust for everyone': dict(
+        extra_vars={'postgresql_hba_entries': [{'contype': 'local', 'databases': 'all', 'users': 'all',
+                                                'method': 'trust'}]},
+        expect=r"postgresql_hba_entries\[0\] \(local, users all, method trust\) is refused: every account on the "
+               r"host logs in as any role.* local_logins_as_anyone"),
+    'md5 over the network': dict(
+        extra_vars={'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
+                                                'source': '10.89.74.0/24', 'method': 'md5'}]},
+        expect=r"postgresql_hba_entries\[0\] \(hostssl from 10\.89\.74\.0/24, users app, method md5\) is refused.*"
+               r"Fix: method scram-sha-256; or, if you mean it, add weak_password_methods"),
+    'ident over the network': dict(
+        extra_vars={'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
+                                                'source': '10.89.74.0/24', 'method': 'ident'}]},
+        expect=r"method ident\) is refused \(ident over the network believes what the client's host says\)"),
+    'plain host entry carrying passwords': dict(
+        extra_vars={'postgresql_hba_entries': [{'contype': 'host', 'databases': 'app', 'users': 'app',
+                                                'source': '10.89.74.0/24', 'method': 'scram-sha-256'}]},
+        expect=r"\(host from 10\.89\.74\.0/24, users app, method scram-sha-256\) is refused: a plain host entry also "
+               r"matches connections without TLS: .*Fix: contype hostssl .*passwords_without_tls"),
+    'pg_hba field with a newline': dict(
+        extra_vars={'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app',
+                                                'users': 'app\nhost all all 0.0.0.0/0 trust',
+                                                'source': '10.89.74.0/24', 'method': 'scram-sha-256'}]},
+        expect=r"postgresql_hba_entries\[0\]: users holds a space, a newline or another control character"),
+    # --- durability and secrets in the settings --------------------------------------------
+    'fsync off': dict(
+        extra_vars={'postgresql_settings': {'fsync': 'off'}},
+        expect=r"postgresql_settings\.fsync=off is refused: a crash of the host can corrupt the data directory.* "
+               r"add data_corruption to postgresql_accepted_risks"),
+    'full_page_writes off': dict(
+        extra_vars={'postgresql_settings': {'full_page_writes': False}},
+        expect=r"postgresql_settings\.full_page_writes=off is refused.*data_corruption"),
+    'synchronous_commit off': dict(
+        extra_vars={'postgresql_settings': {'synchronous_commit': 'off'}},
+        expect=r"postgresql_settings\.synchronous_commit=off is refused: commits the clients saw acknowledged can be "
+               r"lost.* acknowledged_commit_loss"),
+    'unbounded slot WAL retention': dict(
+        extra_vars={'postgresql_settings': {'max_slot_wal_keep_size': -1}},
+        expect=r"postgresql_settings\.max_slot_wal_keep_size=-1 is refused: a replica that stays down keeps its slot "
+               r"holding WAL until the primary's disk is full.* unbounded_wal_retention"),
+    'every statement in the server log': dict(
+        extra_vars={'postgresql_settings': {'log_statement': 'all'}},
+        expect=r"postgresql_settings\.log_statement=all is refused: statements that set passwords .* are written to "
+               r"the server log.* passwords_in_server_log"),
+    'read-only by default': dict(
+        extra_vars={'postgresql_settings': {'default_transaction_read_only': 'on'}},
+        expect=r"postgresql_settings\.default_transaction_read_only=on is refused: the roles' own changes"),
+    'synchronous_commit local with synchronous replication': dict(
+        extra_vars={'postgresql_synchronous_mode': 'any',
+                    'postgresql_settings': {'synchronous_commit': 'local'}},
+        expect=r"postgresql_settings\.synchronous_commit=local is refused with postgresql_synchronous_mode=any \(a "
+               r"commit would not wait for a standby, so a failover loses it\).*Fix: on, remote_apply or remote_write"),
+    'an unknown risk': dict(
+        extra_vars={'postgresql_accepted_risks': ['everything']},
+        expect=r"postgresql_accepted_risks.*(one or more of|choices)"),
+    # --- the replication connection ----------------------------------------------------------
+    'the superuser as the replication role': dict(
+        extra_vars={'postgresql_replication_user': 'postgres'},
+        expect=r"postgresql_replication_user=postgres is refused: it is a superuser"),
+    'a superuser of the running cluster as the replication role': dict(
+        extra_vars={'postgresql_replication_user': 'pgha_test_su'},
+        expect=r"postgresql_replication_user=pgha_test_su is refused: it is a superuser"),
+    'replication password with a newline': dict(
+        extra_vars={'postgresql_replication_password': 'SNTL-newline-pw\nsecond line'},
+        expect=r"postgresql_replication_password holds a newline or another control character, which would break "
+               r"~postgres/\.pgpass"),
+    'replication without TLS': dict(
+        extra_vars={'pg_replica_sslmode': 'disable'},
+        expect=r"pg_replica_sslmode=disable is refused: the role's pg_hba accepts replication only over TLS \(hostssl\)"),
+    'replication verifying a CA that signed nothing': dict(
+        extra_vars={'pg_replica_sslmode': 'verify-full'},
+        expect=r"pg_replica_sslmode=verify-full is refused: the members' server certificates are Debian's self-signed"),
+    'an upstream address with conninfo keywords': dict(
+        extra_vars={'pg_replica_primary_address': '10.89.74.11 sslmode=disable'},
+        expect=r"pg_replica_primary_address \"10\.89\.74\.11 sslmode=disable\" on default-pg\d is not an IP address or "
+               r"a host name"),
+    # --- a VIP another host answers for (the spare holds 10.89.74.150 during the catalogue) ---
+    'a VIP another host already answers for': dict(
+        extra_vars={'keepalived_writer_vip': '10.89.74.150/24'},
+        expect=r"keepalived_writer_vip=10\.89\.74\.150/24 already answers on the network, from default-spare \(MAC "
+               r"[0-9a-f:]{17}\), which is not a cluster member"),
+    # --- bounds and names ------------------------------------------------------------------------
+    'fence watch interval of 0': dict(
+        extra_vars={'postgresql_fence_watch_interval': 0},
+        expect=r"postgresql_fence_watch_interval=0 is out of bounds: it must be from 1 to 3600"),
+    'negative start guard wait': dict(
+        host_vars={'default-pg2': {'postgresql_start_guard_wait': -5}},
+        expect=r"postgresql_start_guard_wait=-5 \(on default-pg2\) is out of bounds: it must be from 0 to 3600"),
+    'a port above 65535': dict(
+        extra_vars={'postgresql_port': 70000},
+        expect=r"postgresql_port=70000 is out of bounds: it must be from 1 to 65535"),
+    'a misspelled role variable': dict(
+        extra_vars={'postgresql_setings': {'work_mem': '8MB'}},
+        expect=r"postgresql_setings is not a variable of any role or runbook of pgha\.cluster \(did you mean "
+               r"postgresql_settings\?\)\. Fix the name, or set postgresql_unknown_variables_allowed: true"),
 }
 
 #: Secrets that must appear nowhere in the output of any case.
-SECRET_VALUES = ('default-app-secret', 'molecule-replication-secret', 'SNTL-old')
+SECRET_VALUES = ('default-app-secret', 'molecule-replication-secret', 'SNTL-old', 'SNTL-newline-pw')
+
+#: An address the spare holds during the catalogue (case 'a VIP another host already answers for').
+TAKEN_VIP = '10.89.74.150/24'
+#: A superuser the catalogue creates on the primary (and drops again).
+SUPERUSER = 'pgha_test_su'
 
 
 def case_inventory(tmp_path, spec):
@@ -224,6 +330,9 @@ TOGETHER = {
     'settings that would stop the server or replication': [
         'wal_level minimal', 'hot_standby off', 'ssl off', 'password_encryption md5', 'max_wal_senders too low',
         'max_replication_slots too low', 'listen only on localhost'],
+    'settings that lose durability or leak passwords': [
+        'fsync off', 'full_page_writes off', 'synchronous_commit off', 'unbounded slot WAL retention',
+        'every statement in the server log', 'read-only by default'],
 }
 
 
@@ -240,7 +349,19 @@ def catalogue(tmp_path_factory):
     """Every case run once against the running cluster (the cases of a TOGETHER group in one run); the
     cluster's state before and after."""
     root = str(tmp_path_factory.mktemp('cases'))
-    before = snapshot()
+    spare, primary = lib.host(SPARE), lib.host('default-pg1')
+    assert spare.run('ip addr add %s dev eth0' % TAKEN_VIP).rc == 0
+    lib.psql(primary, 'CREATE ROLE %s SUPERUSER' % SUPERUSER)
+    try:
+        before = snapshot()
+        results, after = _run_catalogue(root)
+    finally:
+        spare.run('ip addr del %s dev eth0' % TAKEN_VIP)
+        lib.psql(primary, 'DROP ROLE IF EXISTS %s' % SUPERUSER)
+    return {'results': results, 'before': before, 'after': after}
+
+
+def _run_catalogue(root):
     grouped = set(n for names in TOGETHER.values() for n in names)
     runs = dict((name, spec) for name, spec in CASES.items() if name not in grouped)
     runs.update((group, merged(names)) for group, names in TOGETHER.items())
@@ -260,7 +381,7 @@ def catalogue(tmp_path_factory):
             'ansible_connection': 'containers.podman.podman', 'ansible_host': 'default-pg3'}}}, root)
     finally:
         assert pg3.run('ip route add %s' % route).rc == 0
-    return {'results': results, 'before': before, 'after': snapshot()}
+    return results, snapshot()
 
 
 EXPECT = dict((name, spec['expect']) for name, spec in CASES.items())
@@ -269,7 +390,7 @@ EXPECT['member without a default route'] = (r"default-pg3 has no address: it has
 
 
 def test_the_catalogue_is_large_enough():
-    assert len(EXPECT) >= 40
+    assert len(EXPECT) >= 75
 
 
 @pytest.mark.parametrize('case', sorted(EXPECT))

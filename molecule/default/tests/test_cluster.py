@@ -122,12 +122,14 @@ def test_check_mode_reports_but_changes_nothing(check_run):
 
 @pytest.fixture(scope='module')
 def check_run(nodes, tmp_path_factory):
-    """ONE site.yml --check --diff -vvv serves three tests (a full check run is minutes on this machine): a
+    """ONE site.yml --check --diff -vvv serves four tests (a full check run is minutes on this machine): a
     restart-only setting changed (the plan shows it, nothing happens), sentinel secrets (seen as changes, never
-    printed) and postgresql_start_guard=false (its removal planned). Returns (output, state before, after)."""
+    printed), postgresql_start_guard=false (its removal planned) and inputs the catalogue refuses, let through
+    by naming their risks (RISKY). Returns (output, state before, after)."""
     extra = tmp_path_factory.mktemp('check') / 'extra.json'
-    extra.write_text(json.dumps(dict(SENTINELS, postgresql_start_guard=False, postgresql_settings={
-        'shared_buffers': '80MB', 'log_min_duration_statement': 250})))
+    extra.write_text(json.dumps(dict(SENTINELS, postgresql_start_guard=False, postgresql_settings=dict(
+        {'shared_buffers': '80MB', 'log_min_duration_statement': 250}, **RISKY['settings']),
+        **RISKY['vars'])))
 
     def state():
         return {'postgresql.conf': {n.backend.hostname: n.file('/etc/postgresql/17/main/postgresql.conf').md5sum
@@ -143,6 +145,37 @@ def check_run(nodes, tmp_path_factory):
     proc = lib.run_playbook('site.yml', '--check', '--diff', '-vvv', '-e', '@%s' % extra)
     assert proc.returncode == 0, proc.stdout[-4000:]
     return proc.stdout, before, state()
+
+
+#: What test_bad_input refuses (trust from the network, fsync=off, a misspelled name), with the overrides that
+#: let each through: postgresql_accepted_risks naming its risk, postgresql_unknown_variables_allowed.
+RISKY = {
+    'settings': {'fsync': False},
+    'vars': {'postgresql_accepted_risks': ['network_logins_without_password', 'data_corruption'],
+             'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
+                                         'source': '10.89.74.0/24', 'method': 'trust'}],
+             'postgresql_unknown_variables_allowed': True,
+             'postgresql_setings': {'work_mem': '8MB'}},
+}
+
+
+def test_a_named_risk_lifts_its_refusal(check_run):
+    """Named in postgresql_accepted_risks, trust from the network and fsync=off pass the preflight and the plan
+    shows them; a misspelled name with postgresql_unknown_variables_allowed is a warning. Check mode: nothing
+    happens."""
+    out, before, after = check_run
+    conf = lib.task_output(out, 'pgha.cluster.postgresql : Configure | Render postgresql.conf')
+    assert re.search(r'^\+fsync = off$', conf, re.M), conf[-3000:]
+    hba = lib.task_output(out, 'pgha.cluster.postgresql : Configure | Manage pg_hba.conf')
+    # the module shows the file it would write (pg_hba_string), not a diff
+    assert re.search(r'changed: \[default-pg1\]', hba), hba[-3000:]
+    assert re.search(r'^\s+hostssl\s+app\s+app\s+10\.89\.74\.0/24\s+trust\s*$', hba, re.M), hba[-3000:]
+    assert 'WARNING: postgresql_setings is not a variable of any role or runbook of pgha.cluster (did you mean ' \
+           'postgresql_settings?)' in ' '.join(out.split())
+    assert after['postgresql.conf'] == before['postgresql.conf']
+    for node in ('default-pg1', 'default-pg2'):
+        assert lib.psql(lib.host(node), "SELECT count(*) FROM pg_hba_file_rules WHERE 'trust' = auth_method") == '0'
+        assert lib.psql(lib.host(node), 'SHOW fsync') == 'on'
 
 
 def _start_times(nodes):
