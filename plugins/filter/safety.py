@@ -88,6 +88,7 @@ class FilterModule(object):
         return {
             'hba_errors': safety.hba_errors,
             'host_macs': safety.host_macs,
+            'identity_errors': safety.identity_errors,
             'probe_candidates': probe_candidates,
             'replication_role_errors': safety.replication_role_errors,
             'settings_risk_errors': safety.settings_risk_errors,

@@ -264,6 +264,30 @@ def replication_role_errors(user, password, superuser_in_cluster=False):
     return errors
 
 
+_CLUSTER_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$')
+_LOCALE_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,62}$')
+# a Debian package name (policy 5.6.1), optionally =version
+_PACKAGE_RE = re.compile(r'^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$')
+
+
+def identity_errors(cluster_name, locale, packages):
+    """postgresql_cluster_name (paths, the service's name, pgBackRest's configuration), postgresql_locale
+    (initdb) and postgresql_extra_packages (apt): words that cannot end a line, add an option or a path."""
+    errors = []
+    if not _CLUSTER_RE.match(str(cluster_name)):
+        errors.append('postgresql_cluster_name %r is refused: use letters, digits, "_", "." or "-" (it names '
+                      'directories, the systemd service and pgBackRest\'s stanza paths). Fix: e.g. main.'
+                      % (cluster_name,))
+    if not _LOCALE_RE.match(str(locale)):
+        errors.append('postgresql_locale %r is not a locale name. Fix: e.g. C.UTF-8 or en_US.UTF-8.' % (locale,))
+    bad = [p for p in packages or [] if not isinstance(p, str) or not _PACKAGE_RE.match(p)]
+    if bad:
+        errors.append('postgresql_extra_packages holds %s, which %s not a Debian package name (lower-case letters, '
+                      'digits, "+", "-", ".", optionally =version); a leading "-" would reach apt as an option. '
+                      'Fix the names.' % (', '.join(repr(b) for b in bad), 'is' if len(bad) == 1 else 'are'))
+    return errors
+
+
 #: libpq sslmodes pg_hba's hostssl replication rules accept, and why the others are refused.
 _SSLMODE_WHY = {
     'disable': 'the role\'s pg_hba accepts replication only over TLS (hostssl), so the connection would be refused',

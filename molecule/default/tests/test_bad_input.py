@@ -267,6 +267,12 @@ CASES = {
         extra_vars={'keepalived_writer_vip': '10.89.74.150/24'},
         expect=r"keepalived_writer_vip=10\.89\.74\.150/24 already answers on the network, from default-spare \(MAC "
                r"[0-9a-f:]{17}\), which is not a cluster member"),
+    'a cluster name with a space': dict(
+        extra_vars={'postgresql_cluster_name': 'main backup'},
+        expect=r"postgresql_cluster_name 'main backup' is refused: use letters, digits"),
+    'an extra package that is an apt option': dict(
+        extra_vars={'postgresql_extra_packages': ['-oDebug::pkgProblemResolver=1']},
+        expect=r"postgresql_extra_packages holds '-oDebug::pkgProblemResolver=1', which is not a Debian package name"),
     # --- bounds and names ------------------------------------------------------------------------
     'fence watch interval of 0': dict(
         extra_vars={'postgresql_fence_watch_interval': 0},
@@ -390,7 +396,7 @@ EXPECT['member without a default route'] = (r"default-pg3 has no address: it has
 
 
 def test_the_catalogue_is_large_enough():
-    assert len(EXPECT) >= 75
+    assert len(EXPECT) >= 78
 
 
 @pytest.mark.parametrize('case', sorted(EXPECT))

@@ -246,3 +246,13 @@ def test_vip_conflicts():
 @pytest.mark.parametrize('risk', sorted(safety.RISKS))
 def test_every_risk_says_what_it_costs(risk):
     assert len(safety.RISKS[risk]) > 30
+
+
+def test_identity():
+    assert safety.identity_errors('main', 'C.UTF-8', ['postgresql-17-cron', 'pg-activity=3.5.1-1']) == []
+    errs = safety.identity_errors('my cluster', 'C.UTF-8; rm', ['-oAPT::Get::x', 'Bad_Name'])
+    assert len(errs) == 3
+    assert errs[0].startswith("postgresql_cluster_name 'my cluster' is refused")
+    assert errs[1].startswith("postgresql_locale 'C.UTF-8; rm' is not a locale name")
+    assert "'-oAPT::Get::x', 'Bad_Name'" in errs[2] and 'reach apt as an option' in errs[2]
+    assert 'postgresql_cluster_name' in safety.identity_errors('a/b', 'C', [])[0]
