@@ -21,7 +21,9 @@ SCALE = int(os.environ.get('BENCH_SCALE', '150'))
 def inventory(primary):
     return write_inventory(os.path.join(WORK, 'hosts-%s.yml' % primary), {
         'postgresql_replication_password': 'bench-replication-secret',
-        'postgresql_settings': {'shared_buffers': '256MB', 'max_wal_size': '4GB'},
+        'postgresql_settings': {'shared_buffers': '256MB', 'max_wal_size': '4GB', 'synchronous_commit': 'on'},
+        # as the lab: each commit waits for one of the two standbys
+        'postgresql_synchronous_mode': 'any', 'postgresql_synchronous_count': 1,
         'pg_primary_databases': [{'name': 'app'}],
         'pg_primary_users': [{'name': 'app', 'password': 'bench-app', 'db': 'app'}],
         'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
@@ -115,6 +117,18 @@ def main():
         probe.start()
         time.sleep(2)
 
+        # 0. the primary's postmaster killed (kill -9): systemd starts it again, no runbook
+        t_kill = time.monotonic()
+        pid = subprocess.run(['podman', 'exec', container('bfo1'), 'head', '-1', '/var/lib/postgresql/17/main/postmaster.pid'],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        subprocess.run(['podman', 'exec', container('bfo1'), 'kill', '-9', pid], check=True, capture_output=True)
+        while probe.back_after(t_kill) is None and time.monotonic() - t_kill < 60:
+            time.sleep(0.1)
+        first = probe.back_after(t_kill)
+        results.append(('postmaster kill -9 -> first write through the VIP', first - t_kill))
+        print('== postmaster killed on bfo1: writes back %.1fs after the kill (restarted in place)' % (first - t_kill))
+        time.sleep(2)
+
         # 1. failover: kill the primary, run promote.yml at once
         t_kill, wall_kill = time.monotonic(), time.time()
         subprocess.run(['podman', 'kill', container('bfo1')], check=True, capture_output=True)
@@ -164,14 +178,41 @@ def main():
         inv = inventory(new)
         reclone = playbook(inv, 'rejoin.yml', '-e', 'rejoin_host=bfo1', '-e', 'rejoin_method=reclone')
         results.append(('rejoin bfo1 by full re-clone', reclone))
+        time.sleep(2)
+
+        # 5. both standbys stopped: commits hang; sync_relax.yml lets them through, then restores
+        standbys = [n for n in NODES if n != new]
+        for n in standbys:
+            subprocess.run(['podman', 'exec', container(n), 'systemctl', 'stop', 'postgresql@17-main'], check=True,
+                           capture_output=True)
+        time.sleep(2)
+        t_relax = time.monotonic()
+        took = playbook(inv, 'sync_relax.yml')
+        while not [x for x in probe.ok if x > t_relax] and time.monotonic() - t_relax < 60:
+            time.sleep(0.1)
+        first = next(x for x in probe.ok if x > t_relax)
+        results.append(('sync_relax.yml start -> first write through the VIP', first - t_relax))
+        breakdown.append(('relax', benchlib.timing_line('sync_relax.yml')))
+        print('== both standbys stopped, sync_relax.yml %.1fs: writes back %.1fs after it started' % (took, first - t_relax))
+        for n in standbys:
+            subprocess.run(['podman', 'exec', container(n), 'systemctl', 'start', 'postgresql@17-main'], check=True,
+                           capture_output=True)
+        time.sleep(3)
+        results.append(('sync_relax.yml restore wall time', playbook(inv, 'sync_relax.yml', '-e',
+                                                                     'sync_relax_action=restore')))
         probe.stop.set()
 
         print('\n%-52s %8s' % ('measure (database %s, scale %d)' % (size, SCALE), 'seconds'))
         for name, value in results:
             print('%-52s %8.1f' % (name, value))
         print('ratio re-clone / rewind: %.1f' % (reclone / rewind))
-        print('ratio kill->writes / 5 s aim: %.2f (promote.yml started right after the kill)' % (results[1][1] / 5.0))
-        print('ratio switchover write gap / 1 s aim: %.2f' % (results[4][1] / 1.0))
+        by_name = dict(results)
+        print('ratio kill->writes / 5 s aim: %.2f (promote.yml started right after the kill)'
+              % (by_name['failover: kill -> first write through the VIP'] / 5.0))
+        print('ratio switchover write gap / 1 s aim: %.2f' % (by_name['switchover: longest gap between probe writes'] / 1.0))
+        print('ratio postmaster kill->writes / 10 s bound: %.2f' % (by_name['postmaster kill -9 -> first write through the VIP'] / 10.0))
+        print('ratio postmaster kill->writes / host kill + promote.yml: %.2f'
+              % (by_name['postmaster kill -9 -> first write through the VIP'] / by_name['failover: kill -> first write through the VIP']))
         print('\nwhere the seconds went (the runbooks\' summaries; before the first step: Ansible\'s start-up)')
         for name, line in breakdown:
             print('  %-12s %s' % (name, line))

@@ -32,7 +32,7 @@ _SENDER_KEYS = ('application_name', 'slot_name', 'client_addr', 'state', 'sync_s
 _SLOT_KEYS = ('slot_name', 'slot_type', 'active', 'retained_bytes', 'wal_status')
 
 
-def survey_node(name, info, fenced=False, address=None, addresses=None, vips=None, slot=None):
+def survey_node(name, info, fenced=False, address=None, addresses=None, vips=None, slot=None, state=None):
     """Normalize one host's survey.
 
     info: the replication report of pgha.cluster.node_survey (or the registered result itself
@@ -40,7 +40,9 @@ def survey_node(name, info, fenced=False, address=None, addresses=None, vips=Non
     answer; None when nothing was registered); fenced: whether its fence marker exists;
     address: the member's address; addresses: the IPv4 addresses it holds now; vips:
     {'writer': address, 'reader': address}; slot: its replication slot name (= the
-    application_name it streams with; default: slot_name of its name).
+    application_name it streams with; default: slot_name of its name); state: what node_survey read
+    beside PostgreSQL ({crash_loop, sync_relaxed, service_state}: the crash-loop marker, sync_relax.yml's
+    marker, the service's systemd state).
 
     A primary also keeps what it sees of its standbys (senders: application_name, slot_name,
     client_addr, state, sync_state, replay_lag_bytes, replay_lag) and its slots (slot_name,
@@ -50,7 +52,9 @@ def survey_node(name, info, fenced=False, address=None, addresses=None, vips=Non
     node = {'name': name, 'reachable': False, 'running': False, 'fenced': False, 'role': 'unknown',
             'timeline': None, 'lsn': None, 'replay_lsn': None, 'receiver': None, 'upstream': None,
             'error': None, 'address': address, 'vips': [], 'system_identifier': None, 'history': None,
-            'slot': slot or _slot_name(name)}
+            'slot': slot or _slot_name(name), 'crash_loop': _get(state, 'crash_loop'),
+            'sync_relaxed': _get(state, 'sync_relaxed'), 'service': _get(state, 'service_state', {}) or {},
+            'sync': None}
     held = set(addresses or [])
     node['vips'] = sorted(k for k, v in (vips or {}).items() if v and v in held)
     if not info or _get(info, 'unreachable'):
@@ -76,6 +80,7 @@ def survey_node(name, info, fenced=False, address=None, addresses=None, vips=Non
         # None (not []) when the report has no slots: no slot is then reported MISSING
         slots = _get(info, 'slots')
         node['slots'] = None if slots is None else [dict((k, _get(s, k)) for k in _SLOT_KEYS) for s in slots]
+        node['sync'] = _get(info, 'synchronous')
     else:
         receiver = _get(info, 'wal_receiver', {}) or {}
         node['lsn'] = _get(info, 'receive_lsn') or _get(info, 'replay_lsn')
@@ -107,10 +112,13 @@ def survey_nodes(names, hostvars, survey_var='pgha_survey', vips=None):
     for name in names:
         hv = _get(hostvars, name, {})
         held = _get(_get(hv, 'ansible_facts', {}), 'all_ipv4_addresses', [])
-        info, fenced = survey_report(_get(hv, survey_var))
+        registered = _get(hv, survey_var)
+        info, fenced = survey_report(registered)
         slot = _get(hv, 'postgresql_slot_name')
+        state = None if not registered or _get(registered, 'unreachable') else dict(
+            (k, _get(registered, k)) for k in ('crash_loop', 'sync_relaxed', 'service_state'))
         nodes.append(survey_node(name, info, fenced, member_address(hv), held, vips,
-                                 str(slot) if slot not in (None, '') else None))
+                                 str(slot) if slot not in (None, '') else None, state))
     return nodes
 
 
@@ -393,6 +401,15 @@ def cluster_verdict(nodes, old_primary=None, sync_names=None):
                                                         report['keep'], report['discard'][0]))
     primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
     if not primaries:
+        old = next((n for n in nodes if n['name'] == old_primary), None)
+        if old is not None and restarting(old):
+            return ('PRIMARY RESTARTING: %s\'s PostgreSQL ended abnormally and systemd is starting it again (%s) - '
+                    'wait a few seconds and look again; do not promote' % (old['name'], _restart_text(old)))
+        if old is not None and old.get('crash_loop') is not None:
+            return ('PRIMARY DOWN: %s is in a crash loop (%s) and stays down - run promote.yml%s; or find the cause '
+                    '(journalctl -u %s on %s), remove the crash-loop marker and start it'
+                    % (old['name'], _crash_loop_text(old), _promote_hint(nodes, old_primary, sync_names),
+                       _get(old['crash_loop'], 'service', 'its PostgreSQL service'), old['name']))
         return 'PRIMARY DOWN: no node runs as primary - run promote.yml' + _promote_hint(nodes, old_primary, sync_names)
     primary = primaries[0]
     problems = []
@@ -403,16 +420,87 @@ def cluster_verdict(nodes, old_primary=None, sync_names=None):
             problems.append('%s unreachable' % n['name'])
         elif n['fenced']:
             problems.append('%s fenced (run rejoin.yml -e rejoin_host=%s)' % (n['name'], n['name']))
+        elif not n['running'] and restarting(n):
+            problems.append('%s restarting (%s)' % (n['name'], _restart_text(n)))
+        elif not n['running'] and n.get('crash_loop') is not None:
+            problems.append('%s down: crash loop (%s; remove its marker once the cause is found, then start it)'
+                            % (n['name'], _crash_loop_text(n)))
         elif not n['running']:
             problems.append('%s down' % n['name'])
         elif n['role'] == 'standby' and n['receiver'] != 'streaming':
             problems.append('%s not streaming' % n['name'])
         elif n['role'] == 'standby' and n['timeline'] != primary['timeline']:
             problems.append('%s on timeline %s, primary on %s' % (n['name'], n['timeline'], primary['timeline']))
+    blocked = writes_blocked(nodes)
+    if blocked:
+        return ('WRITES BLOCKED: %s waits for %d synchronous standby(s), %d connected%s: every commit hangs - bring a '
+                'standby back, or run sync_relax.yml to take writes without one (commits are then on %s alone '
+                'until sync_relax.yml -e sync_relax_action=restore)'
+                % (blocked['primary'], blocked['required'], len(blocked['connected']),
+                   ' (%s)' % '; '.join(problems) if problems else '', blocked['primary']))
+    relaxed = sync_relaxed(nodes)
+    if relaxed:
+        return ('RELAXED: synchronous replication on %s is relaxed since %s (sync_relax.yml): commits acknowledged '
+                'since then may be on %s alone; %d standby(s) streaming%s - run sync_relax.yml -e '
+                'sync_relax_action=restore once they are back'
+                % (relaxed['primary'], relaxed['since'], relaxed['primary'],
+                   len([n for n in nodes if n['role'] == 'standby' and n['receiver'] == 'streaming']),
+                   ' (%s)' % '; '.join(problems) if problems else ''))
     if problems:
         return 'DEGRADED: ' + '; '.join(problems)
     return 'HEALTHY: %s is the primary on timeline %s, %d replica(s) streaming' % (
         primary['name'], primary['timeline'], len(nodes) - 1)
+
+
+def restarting(node):
+    """Whether systemd is (re)starting a node's PostgreSQL that does not answer yet (after an abnormal end,
+    Restart=on-abnormal, or a start under way)."""
+    service = node.get('service') or {}
+    return (node['reachable'] and not node['running']
+            and (service.get('sub_state') == 'auto-restart' or service.get('active_state') == 'activating'))
+
+
+def _restart_text(node):
+    count = (node.get('service') or {}).get('restarts')
+    return 'automatic restart %s since its last start by hand' % count if count else 'a start is under way'
+
+
+def _crash_loop_text(node):
+    loop = node.get('crash_loop') or {}
+    return '%s abnormal ends within %ss, the last %s, since %s' % (
+        _get(loop, 'crashes', '?'), _get(loop, 'window', '?'), _get(loop, 'last', '?'), _get(loop, 'at', '?'))
+
+
+def writes_blocked(nodes):
+    """{primary, required, connected, waiting_for} when the one running primary waits for more synchronous
+    standbys than are connected (every commit hangs); None otherwise."""
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    if len(primaries) != 1:
+        return None
+    sync = primaries[0].get('sync') or {}
+    if not sync.get('blocked'):
+        return None
+    names = list(sync.get('names') or [])
+    return {'primary': primaries[0]['name'], 'required': sync.get('required'),
+            'connected': list(sync.get('connected') or []),
+            'waiting_for': [x for x in names if x not in (sync.get('connected') or [])]}
+
+
+def sync_relaxed(nodes):
+    """{primary, since, timeline, seen_on} from the markers sync_relax.yml leaves on the members while
+    synchronous replication is relaxed (the primary's own first); None when no surveyed node has one that
+    still counts. A marker counts on the timeline it was left on: a promotion (a new timeline) ends the
+    relaxed window, and the promoted node's synchronous_standby_names is the inventory's again."""
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    timelines = [n['timeline'] for n in (primaries or [n for n in nodes if n['running']]) if n.get('timeline')]
+    current = max(timelines) if timelines else None
+    marked = [n for n in nodes if n.get('sync_relaxed') is not None
+              and (current is None or _get(n['sync_relaxed'], 'timeline') in (None, current))]
+    if not marked:
+        return None
+    first = sorted(marked, key=lambda n: n['role'] != 'primary')[0]['sync_relaxed']
+    return {'primary': _get(first, 'primary', '?'), 'since': _get(first, 'since', '?'),
+            'timeline': _get(first, 'timeline'), 'seen_on': [n['name'] for n in marked]}
 
 
 def _promote_hint(nodes, old_primary, sync_names):
@@ -493,6 +581,16 @@ def failover_plan(nodes, old_primary, candidate=None, max_lag_bytes=0, force=Fal
     if not standbys:
         plan['reason'] = 'No replica answered: there is nothing to promote. Bring a replica back first.'
         return plan
+    relaxed = sync_relaxed(nodes)
+    if relaxed and not force:
+        plan['reason'] = ('Synchronous replication was relaxed on %s since %s (sync_relax.yml) and not restored: '
+                          'commits acknowledged from then until %s was lost may exist on %s alone, and promoting a '
+                          'replica loses them. Bring %s back (a crashed PostgreSQL restarts by itself), or set '
+                          'promote_force=true to promote anyway and accept losing the commits of that window.'
+                          % (relaxed['primary'], relaxed['since'], relaxed['primary'], relaxed['primary'],
+                             relaxed['primary']))
+        plan['override'] = 'promote_force'
+        return plan
     best = max(standbys, key=_lsn_int)
     if candidate:
         chosen = by_name.get(candidate)
@@ -522,6 +620,77 @@ def failover_plan(nodes, old_primary, candidate=None, max_lag_bytes=0, force=Fal
     plan['action'] = 'promote'
     plan['reason'] = 'Promote %s (received up to %s on timeline %s).' % (
         chosen['name'], chosen['lsn'], chosen['timeline'])
+    return plan
+
+
+def sync_relax_plan(nodes, action='relax', sync_slots=None, count=1, force=False, allowed=True, mode='off'):
+    """Decide what sync_relax.yml does.
+
+    nodes: survey_nodes; action: relax (stop making commits wait for standbys while too few are
+    connected) or restore (the inventory's synchronous_standby_names again); sync_slots: the
+    application_names the inventory's synchronous_standby_names lists; count:
+    postgresql_synchronous_count; allowed: postgresql_synchronous_relax_allowed; mode:
+    postgresql_synchronous_mode. Returns {action: relax|restore|noop|refuse, reason, override,
+    primary, members (the reachable members, which get or lose the marker), streaming (the listed
+    standbys that stream), required, relaxed (sync_relaxed's report or null)}.
+    """
+    plan = {'action': 'refuse', 'reason': '', 'override': None, 'primary': None,
+            'members': [n['name'] for n in nodes if n['reachable']], 'streaming': [], 'required': int(count or 0),
+            'relaxed': sync_relaxed(nodes), 'timeline': None}
+    if str(mode or 'off') == 'off':
+        plan['reason'] = ('postgresql_synchronous_mode is off: commits never wait for a standby, there is nothing to '
+                          '%s.' % action)
+        return plan
+    if action == 'relax' and not allowed:
+        plan['reason'] = ('postgresql_synchronous_relax_allowed is false for this cluster: commits wait for a '
+                          'standby (RPO 0) even when none is connected. Bring a standby back, or set it to true in '
+                          'the inventory to let sync_relax.yml trade RPO 0 for availability.')
+        plan['override'] = 'postgresql_synchronous_relax_allowed'
+        return plan
+    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    if len(primaries) != 1:
+        plan['reason'] = ('%s: sync_relax.yml works on the one running primary. Run status.yml (and promote.yml, '
+                          'or rejoin.yml for a split brain) first.'
+                          % ('No node runs as primary' if not primaries
+                             else '%s run as primary' % ' and '.join(n['name'] for n in primaries)))
+        return plan
+    primary = primaries[0]
+    plan['primary'] = primary['name']
+    plan['timeline'] = primary['timeline']
+    wanted = set(sync_slots or [])
+    plan['streaming'] = sorted(x for x in (primary.get('standbys') or []) if x in wanted)
+    sync = primary.get('sync') or {}
+    relaxed_now = not sync.get('required')
+    if action == 'relax':
+        if relaxed_now and plan['relaxed']:
+            plan.update(action='noop', reason='Synchronous replication on %s is already relaxed (since %s). Nothing '
+                                              'to do.' % (primary['name'], plan['relaxed']['since']))
+            return plan
+        if not sync.get('blocked') and not force:
+            plan['reason'] = ('%s waits for %d synchronous standby(s) and %d stream (%s): commits do not wait, there '
+                              'is nothing to relax. sync_relax_force=true relaxes anyway (RPO no longer 0).'
+                              % (primary['name'], sync.get('required') or 0, len(sync.get('connected') or []),
+                                 ', '.join(sync.get('connected') or []) or 'none'))
+            plan['override'] = 'sync_relax_force'
+            return plan
+        reason = ('Relax synchronous replication on %s: %d of %d standby(s) connected, every commit waits now. '
+                  'Commits will no longer wait for a standby (RPO is not 0 until restored).'
+                  % (primary['name'], len(sync.get('connected') or []), sync.get('required') or 0))
+        plan.update(action='relax', reason=reason)
+        return plan
+    if not relaxed_now and not plan['relaxed']:
+        plan.update(action='noop', reason='Synchronous replication on %s is not relaxed (%s). Nothing to do.'
+                    % (primary['name'], sync.get('standby_names') or 'off'))
+        return plan
+    if len(plan['streaming']) < plan['required'] and not force:
+        plan['reason'] = ('Only %d of the %d synchronous standby(s) stream (%s): restoring now would block every '
+                          'commit again. Bring the standbys back first, or set sync_relax_force=true.'
+                          % (len(plan['streaming']), plan['required'], ', '.join(plan['streaming']) or 'none'))
+        plan['override'] = 'sync_relax_force'
+        return plan
+    reason = ('Restore synchronous replication on %s: %s stream; commits will wait for %d of them again (RPO 0).'
+              % (primary['name'], ', '.join(plan['streaming']) or 'none', plan['required']))
+    plan.update(action='restore', reason=reason)
     return plan
 
 
@@ -727,7 +896,10 @@ def status_document(nodes, old_primary=None, sync_names=None, vips=None, pgpool=
     ({writer, reader} addresses), pgpool (vip_holders of the pgpool VIP, or null), backup and
     subscribers (the inventory's hosts of those groups), subscriptions (the logical report's
     lines), backups (filter backup_status: the newest backup of each type, its age, the WAL
-    archive's lag; null without a backup host)}. status_lines, status_dot and to_json all read this one document.
+    archive's lag; null without a backup host), writes_blocked (the primary waits for more synchronous
+    standbys than are connected: {primary, required, connected, waiting_for}, or null), sync_relaxed
+    (sync_relax.yml's marker: {primary, since, lsn, seen_on}, or null), crash_loops and restarting (the
+    nodes in a crash loop, and those systemd is starting again)}. status_lines, status_dot and to_json all read this one document.
 
     nodes: survey_nodes; old_primary and sync_names: as promote.yml passes them to
     failover_plan (cluster_verdict names the replica it would promote)."""
@@ -745,6 +917,10 @@ def status_document(nodes, old_primary=None, sync_names=None, vips=None, pgpool=
         'subscribers': list(subscribers or []),
         'subscriptions': list(subscriptions or []),
         'backups': backups or None,
+        'writes_blocked': writes_blocked(nodes),
+        'sync_relaxed': sync_relaxed(nodes),
+        'crash_loops': [n['name'] for n in nodes if n.get('crash_loop') is not None],
+        'restarting': [n['name'] for n in nodes if restarting(n)],
     }
 
 
@@ -894,6 +1070,7 @@ class FilterModule(object):
             'node_table': node_table,
             'failover_plan': failover_plan,
             'switchover_plan': switchover_plan,
+            'sync_relax_plan': sync_relax_plan,
             'rejoin_plan': rejoin_plan,
             'replica_state': replica_state,
             'split_brain': split_brain,

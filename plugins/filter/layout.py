@@ -43,8 +43,8 @@ def pg_layout(version, cluster='main', port=5432):
     """Where Debian's postgresql-common puts cluster <cluster> of PostgreSQL <version>.
 
     Returns {version, cluster, port, bin_dir, conf_dir, data_dir, service, socket_dir,
-    pid_file, log_file, home, pgpass, initdb_marker, fence_marker, upgrade_handed_over,
-    upgrade_cutover, server_packages, cron_package}.
+    pid_file, log_file, home, pgpass, initdb_marker, fence_marker, crashloop_marker, crash_record,
+    sync_relaxed_marker, metrics_dir, upgrade_handed_over, upgrade_cutover, server_packages, cron_package}.
     The markers live beside the data directory, outside it: a restore or a re-clone
     of the data directory never carries them along. The two upgrade markers (left by
     upgrade.yml's cutover: on the old cluster's members, which handed the writer VIP
@@ -70,6 +70,12 @@ def pg_layout(version, cluster='main', port=5432):
         'pgpass': HOME + '/.pgpass',
         'initdb_marker': '%s/.pgha-initdb-%s' % (base, cluster),
         'fence_marker': '%s/.pgha-fenced-%s' % (base, cluster),
+        # left by the start guard after too many abnormal ends (a crash loop): no start until removed
+        'crashloop_marker': '%s/.pgha-crashloop-%s' % (base, cluster),
+        # the abnormal ends of the last restart window (tmpfs: a reboot forgets them)
+        'crash_record': '/run/pgha/crashes-%d-%s.json' % (v, cluster),
+        # left on every member by sync_relax.yml while synchronous replication is relaxed
+        'sync_relaxed_marker': '%s/.pgha-sync-relaxed-%s' % (base, cluster),
         # Prometheus text files the node exporter publishes (pgha-metrics, the restore drill)
         'metrics_dir': '/var/lib/pgha/metrics',
         'upgrade_handed_over': '%s/.pgha-upgrade-handed-over' % HOME,

@@ -122,7 +122,7 @@ def monitoring_errors(variables, members, backup_hosts=(), monitoring_hosts=()):
     errors = []
     for name in ('monitoring_scrape_interval', 'monitoring_evaluation_interval', 'monitoring_group_wait',
                  'monitoring_group_interval', 'monitoring_repeat_interval', 'monitoring_primary_down_for', 'monitoring_not_streaming_for',
-                 'monitoring_retention'):
+                 'monitoring_writes_blocked_for', 'monitoring_retention'):
         if not _DURATION.match(str(v.get(name, ''))):
             errors.append('%s=%r is not a duration. Fix: a whole number with one unit (s, m, h or d), e.g. 30s.'
                           % (name, v.get(name)))

@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
     DatabaseError,
     LsnError,
@@ -79,8 +81,53 @@ PRIMARY_WAL_SQL = """
 SELECT pg_current_wal_insert_lsn()::text AS insert_lsn,
        pg_current_wal_lsn()::text AS write_lsn,
        pg_current_wal_flush_lsn()::text AS flush_lsn,
-       substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli_hex
+       substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli_hex,
+       current_setting('synchronous_standby_names') AS synchronous_standby_names
 """
+
+_SYNC_RE = re.compile(r'^\s*(?:(ANY|FIRST)\s+)?(?:(\d+)\s*\((.*)\)|(.*))\s*$', re.I | re.S)
+
+
+def _sync_names(text):
+    names = []
+    for part in text.split(','):
+        name = part.strip()
+        if name.startswith('"') and name.endswith('"') and len(name) >= 2:
+            name = name[1:-1].replace('""', '"')
+        else:
+            name = name.lower()
+        if name:
+            names.append(name)
+    return names
+
+
+def sync_requirement(standby_names):
+    """What synchronous_standby_names asks, as PostgreSQL reads it: {method (any, first, or None when
+    synchronous replication is off), count (standbys each commit waits for), names (the listed
+    application_names, '*' for any)}."""
+    text = (standby_names or '').strip()
+    if not text:
+        return {'method': None, 'count': 0, 'names': []}
+    match = _SYNC_RE.match(text)
+    method, count, listed, bare = match.groups() if match else (None, None, None, text)
+    if count is None:
+        # "a, b": FIRST 1 (a, b), the old form
+        return {'method': 'first', 'count': 1, 'names': _sync_names(bare or '')}
+    return {'method': (method or 'first').lower(), 'count': int(count), 'names': _sync_names(listed)}
+
+
+def sync_state(standby_names, standbys):
+    """The synchronous standbys a primary waits for and those connected: {standby_names, method,
+    required, names, connected (application_names of the listed standbys that stream), blocked (fewer
+    connected than required: every commit waits)}."""
+    need = sync_requirement(standby_names)
+    wanted = set(need['names'])
+    connected = sorted(set(s['application_name'] for s in standbys or []
+                           if s.get('state') == 'streaming' and s.get('application_name')
+                           and ('*' in wanted or s['application_name'] in wanted)))
+    return {'standby_names': standby_names or '', 'method': need['method'], 'required': need['count'],
+            'names': need['names'], 'connected': connected, 'blocked': len(connected) < need['count']}
+
 
 STANDBY_REPLAY_SQL = """
 SELECT pg_last_xact_replay_timestamp() AS last_replay_timestamp,
@@ -258,6 +305,7 @@ def gather_primary(cursor, server_version=None, logical=False):
         standbys=[shape_standby(r, current) for r in standby_rows],
         slots=slots,
     )
+    info['synchronous'] = sync_state(wal.get('synchronous_standby_names'), info['standbys'])
     if logical:
         info['logical_slots'] = logical_slots(slots)
     return info

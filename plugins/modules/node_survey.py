@@ -27,6 +27,19 @@ options:
     description:
       - Path of the node's fence marker. Omit it to skip the check (RV(fenced) is then false).
     type: path
+  crashloop_marker:
+    description:
+      - Path of the start guard's crash-loop marker (left after too many abnormal ends). Omit it to skip the check.
+    type: path
+  sync_relaxed_marker:
+    description:
+      - Path of the marker C(sync_relax.yml) leaves while synchronous replication is relaxed. Omit it to skip.
+    type: path
+  service:
+    description:
+      - The PostgreSQL service's systemd unit (C(postgresql@17-main)); its state is returned in RV(service_state).
+        Omit it to skip.
+    type: str
   login_user:
     description: Role to connect as; reading the timeline history needs a superuser or C(pg_read_server_files).
     type: str
@@ -104,6 +117,23 @@ replication:
       type: list
       elements: dict
   sample: {role: standby, timeline: 2, receive_lsn: 0/5000148, replay_lsn: 0/5000148}
+crash_loop:
+  description: The crash-loop marker's content (when it was left, how many abnormal ends in which window), or null.
+  returned: always
+  type: dict
+  sample: {at: "2026-12-06T21:04:47Z", crashes: 4, window: 300, last: killed KILL}
+sync_relaxed:
+  description: The content of the marker sync_relax.yml leaves (since when, on which primary), or null.
+  returned: always
+  type: dict
+  sample: {since: "2026-12-06T21:10:02Z", primary: pg1, lsn: 0/5000148}
+service_state:
+  description:
+    - The service's systemd state (C(active_state), C(sub_state), C(restarts) - the automatic restarts since its
+      last manual start -, C(result)); {} without O(service).
+  returned: always
+  type: dict
+  sample: {active_state: activating, sub_state: auto-restart, restarts: 1, result: signal}
 ansible_facts:
   description: The host's IPv4 addresses, as the setup module's network facts name them.
   returned: always
@@ -120,6 +150,7 @@ ansible_facts:
       sample: {interface: eth0, address: 10.89.60.12}
 '''
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -175,11 +206,45 @@ def read_addresses(module):
     return parse_addresses(addr_out, route_out)
 
 
+def read_marker(path):
+    """A marker's JSON content ({} when it is not JSON), or None when it does not exist."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (IOError, OSError, ValueError):
+        return {}
+
+
+def parse_service_state(text):
+    """systemctl show's KEY=VALUE lines as {active_state, sub_state, restarts, result}."""
+    values = dict(line.split('=', 1) for line in text.splitlines() if '=' in line)
+    restarts = values.get('NRestarts', '')
+    return {'active_state': values.get('ActiveState'), 'sub_state': values.get('SubState'),
+            'restarts': int(restarts) if restarts.isdigit() else None, 'result': values.get('Result')}
+
+
+def read_service_state(module, service):
+    if not service:
+        return {}
+    systemctl = module.get_bin_path('systemctl')
+    if not systemctl:
+        return {}
+    rc, out, _err = module.run_command([systemctl, 'show', '-p', 'ActiveState', '-p', 'SubState', '-p',
+                                        'NRestarts', '-p', 'Result', service])
+    return parse_service_state(out) if rc == 0 else {}
+
+
 def survey(module):
     held, default = read_addresses(module)
     marker = module.params['fence_marker']
     result = dict(changed=False, running=False, error=None, replication={},
                   fenced=bool(marker) and os.path.exists(marker),
+                  crash_loop=read_marker(module.params['crashloop_marker']),
+                  sync_relaxed=read_marker(module.params['sync_relaxed_marker']),
+                  service_state=read_service_state(module, module.params['service']),
                   ansible_facts=dict(all_ipv4_addresses=held, default_ipv4=default))
     try:
         conn, cursor = open_connection(module.params, application_name='pgha.cluster.node_survey')
@@ -198,7 +263,8 @@ def survey(module):
 
 def main():
     argument_spec = pgha_argument_spec()
-    argument_spec.update(fence_marker=dict(type='path'))
+    argument_spec.update(fence_marker=dict(type='path'), crashloop_marker=dict(type='path'),
+                         sync_relaxed_marker=dict(type='path'), service=dict(type='str'))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_psycopg2(module)
     module.exit_json(**survey(module))

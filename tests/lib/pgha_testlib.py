@@ -207,6 +207,7 @@ class Writer(threading.Thread):
         self.address, self.password, self.user, self.dbname, self.port = address, password, user, dbname, port
         self.next_id = start_id
         self.acked = []
+        self.acked_at = []
         self.failures = []
         self.stop = threading.Event()
 
@@ -221,11 +222,17 @@ class Writer(threading.Thread):
                 with conn.cursor() as cur:
                     cur.execute('INSERT INTO acked (id) VALUES (%s)', (self.next_id,))
                 self.acked.append(self.next_id)
+                self.acked_at.append(time.monotonic())
             except Exception:  # pylint: disable=broad-except
                 self.failures.append(time.monotonic())
                 conn = None
                 time.sleep(0.1)
             self.next_id += 1
+
+    def first_ack_after(self, moment):
+        """Seconds from moment (time.monotonic()) to the first acknowledged write after it, None if none yet."""
+        later = [t for t in self.acked_at if t > moment]
+        return (later[0] - moment) if later else None
 
     def window(self):
         """Seconds from the first to the last failed write."""
@@ -373,3 +380,66 @@ def archiver(name):
     last, failed = psql(host(name), "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver") \
         .split('|')
     return last, int(failed)
+
+
+# --------------------------------------------------------------------------
+# Monitoring: Prometheus and the test webhook receiver (monitoring_test_receiver)
+# --------------------------------------------------------------------------
+
+ALERTS_LOG = '/var/log/pgha-alerts/alerts.jsonl'
+
+
+def prom_query(url, query):
+    """The result vector of a PromQL query, asked of the Prometheus at url from here."""
+    import json
+    import urllib.parse
+    import urllib.request
+    with urllib.request.urlopen(url + '/api/v1/query?query=' + urllib.parse.quote(query), timeout=10) as r:
+        doc = json.loads(r.read().decode('utf-8'))
+    assert doc['status'] == 'success', doc
+    return doc['data']['result']
+
+
+def alert_notifications(watch):
+    """Every notification the test receiver on the monitoring host `watch` (a testinfra host) logged:
+    [(status, alertname, labels, annotations)]."""
+    import json
+    out = []
+    for line in watch.run('cat %s' % ALERTS_LOG).stdout.splitlines():
+        doc = json.loads(line)
+        for a in doc['alerts']:
+            out.append((a['status'], a['labels']['alertname'], a['labels'], a['annotations']))
+    return out
+
+
+def alerts_received(watch, status, alertname, since=0, **labels):
+    """The notifications with this status and alert name (and these labels) after the first `since`."""
+    return [n for n in alert_notifications(watch)[since:] if n[0] == status and n[1] == alertname
+            and all(n[2].get(k) == v for k, v in labels.items())]
+
+
+# --------------------------------------------------------------------------
+# status.yml, as a person and as a script read it
+# --------------------------------------------------------------------------
+
+def status_verdict(output):
+    """What follows 'VERDICT: ' on status.yml's screen, its folded lines joined again."""
+    flat = ' '.join(output.split())
+    assert 'VERDICT: ' in flat, output[-3000:]
+    return flat.split('VERDICT: ', 1)[1][:600]
+
+
+def status_json(inventory=None):
+    """status.yml -e status_format=json through the json callback, as a script reads it."""
+    import json
+    cmd = ['ansible-playbook', '-i', inventory or inventory_dir(), os.path.join(ROOT, 'playbooks', 'status.yml'),
+           '-e', 'status_format=json']
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1')
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+                          check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_doc = json.loads(proc.stdout)
+    for task in run_doc['plays'][-1]['tasks']:
+        if task['task']['name'] == 'Show the cluster as one JSON document':
+            return json.loads(task['hosts']['localhost']['msg'])
+    raise AssertionError('no JSON document in the output')

@@ -15,10 +15,7 @@ import html
 import json
 import os
 import re
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 
 import pgha_testlib as lib
 
@@ -27,7 +24,7 @@ NAMES = ['backup-pg1', 'backup-pg2']
 IPS = {'backup-pg1': '10.89.72.11', 'backup-pg2': '10.89.72.12', 'backup-repo': '10.89.72.20',
        'backup-watch': '10.89.72.30'}
 PROMETHEUS = 'http://10.89.72.30:9090'
-ALERTS_LOG = '/var/log/pgha-alerts/alerts.jsonl'
+
 # the inventory as promote.yml's summary says (set by the failover test)
 STATE = {}
 PKI = '/etc/pgbackrest/pki'
@@ -239,10 +236,7 @@ def run(playbook, *args, timeout=600):
 
 def prom(query):
     """The result vector of a PromQL query, asked of Prometheus from here."""
-    with urllib.request.urlopen(PROMETHEUS + '/api/v1/query?query=' + urllib.parse.quote(query), timeout=10) as r:
-        doc = json.loads(r.read().decode('utf-8'))
-    assert doc['status'] == 'success', doc
-    return doc['data']['result']
+    return lib.prom_query(PROMETHEUS, query)
 
 
 def scrape_report():
@@ -255,19 +249,12 @@ def scrape_report():
 
 def notifications():
     """Every notification the test receiver logged: [(status, alertname, labels, annotations)]."""
-    cmd = watch().run('cat %s' % ALERTS_LOG)
-    out = []
-    for line in cmd.stdout.splitlines():
-        doc = json.loads(line)
-        for a in doc['alerts']:
-            out.append((a['status'], a['labels']['alertname'], a['labels'], a['annotations']))
-    return out
+    return lib.alert_notifications(watch())
 
 
 def received(status, alertname, since=0, **labels):
     """The notifications with this status and alert name (and these labels) after the first `since`."""
-    return [n for n in notifications()[since:] if n[0] == status and n[1] == alertname
-            and all(n[2].get(k) == v for k, v in labels.items())]
+    return lib.alerts_received(watch(), status, alertname, since, **labels)
 
 
 def firing():
@@ -285,24 +272,12 @@ def slot_of(name):
 
 def verdict(output):
     """What follows 'VERDICT: ' on status.yml's screen, its folded lines joined again."""
-    flat = ' '.join(output.split())
-    assert 'VERDICT: ' in flat, output[-3000:]
-    return flat.split('VERDICT: ', 1)[1][:600]
+    return lib.status_verdict(output)
 
 
 def status_json():
     """status.yml -e status_format=json through the json callback, as a script reads it."""
-    cmd = ['ansible-playbook', '-i', STATE.get('inventory') or lib.inventory_dir(),
-           os.path.join(lib.ROOT, 'playbooks', 'status.yml'), '-e', 'status_format=json']
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1')
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=lib.ROOT, env=env,
-                          check=False, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run_doc = json.loads(proc.stdout)
-    for task in run_doc['plays'][-1]['tasks']:
-        if task['task']['name'] == 'Show the cluster as one JSON document':
-            return json.loads(task['hosts']['localhost']['msg'])
-    raise AssertionError('no JSON document in the output')
+    return lib.status_json(STATE.get('inventory'))
 
 
 def test_site_configured_archiving_the_stanza_and_the_schedule():

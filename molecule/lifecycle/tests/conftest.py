@@ -5,10 +5,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', '..', 'te
 
 from pgha_fixtures import groups, nodes, primary, pytest_terminal_summary, replicas  # noqa: E402,F401  pylint: disable=unused-import
 
-#: The files build on each other, one cluster, one story: the AWX jobs (they leave the cluster as they
-#: found it), then logical replication is added, then the lifecycle walk (which also checks the
-#: subscriber follows every failover).
-FILE_ORDER = ['test_awx.py', 'test_logical.py', 'test_lifecycle.py']
+#: The files build on each other, one cluster, one story: the ordinary faults (each healed or put back),
+#: the AWX jobs (they leave the cluster as they found it), then logical replication is added, then the
+#: lifecycle walk (which also checks the subscriber follows every failover).
+FILE_ORDER = ['test_faults.py', 'test_awx.py', 'test_logical.py', 'test_lifecycle.py']
 
 
 def pytest_collection_modifyitems(items):

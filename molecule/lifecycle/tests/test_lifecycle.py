@@ -336,6 +336,10 @@ def test_walk2_partitioned_primary_fences_itself_after_the_heal(tmp_path):
     lib.wait_for(lambda: all(w in node(old).run('journalctl -u pgha-fence-watch --no-pager').stdout
                              for w in ('FENCING this running primary', 'rejoin.yml -e rejoin_host=%s' % old)),
                  timeout=20, what="the fence watch's two log lines")
+    # the fence watch's stop stays a stop: no automatic restart (Restart=on-abnormal, test_faults.py)
+    time.sleep(3)
+    assert node(old).run('systemctl show -p NRestarts --value %s' % SERVICE).stdout.strip() == '0'
+    assert lib.role_of(node(old)) == 'down'
     stop_writer(writer)
     # with synchronous replication the cut-off primary acknowledged nothing new (at most the one
     # commit in flight at the instant of the cut, whose standby ack was already on its way), and

@@ -106,3 +106,17 @@ def test_a_query_error_is_reported(run_module):
     script = [(r'checkpoint_timeline', Boom('the database system is starting up'))]
     result = run_module(script)
     assert result['running'] is False and 'starting up' in result['error']
+
+
+def test_service_state_and_markers(tmp_path):
+    assert node_survey.parse_service_state('ActiveState=activating\nSubState=auto-restart\nNRestarts=2\n'
+                                           'Result=signal\n') == {'active_state': 'activating',
+                                                                  'sub_state': 'auto-restart', 'restarts': 2,
+                                                                  'result': 'signal'}
+    assert node_survey.parse_service_state('')['restarts'] is None
+    marker = tmp_path / 'm'
+    assert node_survey.read_marker(str(marker)) is None and node_survey.read_marker(None) is None
+    marker.write_text('{"crashes": 4}')
+    assert node_survey.read_marker(str(marker)) == {'crashes': 4}
+    marker.write_text('not json')
+    assert node_survey.read_marker(str(marker)) == {}

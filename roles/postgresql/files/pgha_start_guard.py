@@ -1,11 +1,20 @@
-# {{ ansible_managed }}
-"""pgha start guard: ExecStartPre of {{ __postgresql_layout.service }}, and the fence watch.
+# Managed by Ansible (pgha.cluster.postgresql); its settings are in /etc/pgha/guard.json.
+"""pgha start guard: ExecStartPre and ExecStopPost of the PostgreSQL service, and the fence watch.
 
 Without arguments (ExecStartPre): keeps a node that would start as a primary
 from doing so when it is fenced, or when a peer of the same cluster is already
 on a newer timeline (someone promoted a replica while this node was away).
 Starting as a standby (standby.signal present) is always allowed. Exit 0
-allows the start.
+allows the start. Before any of that (and also where the split-brain check is
+off, start_guard false), a node in a crash loop does not start.
+
+With --stopped (ExecStopPost): systemd restarts PostgreSQL by itself after an
+abnormal end (Restart=on-abnormal: killed by a signal, a core dump), never
+after a stop or an exit with a status (pg_ctlcluster's stop, systemctl stop,
+a refusal of this guard). Each abnormal end is recorded; more than
+restart_attempts of them within restart_window seconds leave the crash-loop
+marker, and this guard then refuses every start until a person removes it.
+A clean stop clears the record.
 
 With --watch (pgha-fence-watch.service): every watch_interval seconds, while
 the local server runs as a primary, ask the peers the same question. A peer of
@@ -76,7 +85,7 @@ def local_state(cfg):
         # as postgres (peer authentication on the socket), without a login session to log
         proc = subprocess.run([os.path.join(cfg['bin_dir'], 'psql'), '-XAtq', '-h', cfg['socket_dir'],
                                '-p', str(cfg['port']), '-d', 'postgres', '-c', sql],
-                              env={'PATH': '/usr/bin:/bin', 'PGCONNECT_TIMEOUT': '2', 'HOME': '{{ __postgresql_layout.home }}'},
+                              env={'PATH': '/usr/bin:/bin', 'PGCONNECT_TIMEOUT': '2', 'HOME': cfg['home']},
                               user='postgres', group='postgres', extra_groups=[], capture_output=True, text=True,
                               timeout=10, check=False)
     except subprocess.TimeoutExpired:
@@ -115,7 +124,7 @@ def watch_once(cfg):
     state = local_state(cfg)
     if state is None or state[0] or state[2] is None:
         return False  # down, or a standby: nothing to watch
-    _, system_id, timeline = state
+    system_id, timeline = state[1], state[2]
     found = newer_peer(system_id, timeline, ask_peers(cfg))
     if found is None:
         return False
@@ -167,12 +176,97 @@ def fence(cfg, reason):
     os.chmod(cfg['fence_marker'], 0o644)
 
 
-def main():
+# --------------------------------------------------------------------------
+# Crashes and the crash loop
+# --------------------------------------------------------------------------
+
+#: How systemd names the result of a service that ended abnormally ($SERVICE_RESULT in ExecStopPost):
+#: the ends Restart=on-abnormal restarts.
+ABNORMAL = ('signal', 'core-dump', 'watchdog')
+
+
+def _read_json(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (IOError, OSError, ValueError):
+        return default
+
+
+def _write_json(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(json.dumps(data, sort_keys=True) + '\n')
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def record_stop(cfg, environ, now):
+    """ExecStopPost: note an abnormal end; leave the crash-loop marker after too many. Returns
+    what happened: 'crash', 'crash loop', 'cleared' or 'kept'."""
+    result = environ.get('SERVICE_RESULT', '')
+    crashes = [c for c in _read_json(cfg['crash_record'], []) if isinstance(c, dict)
+               and now - float(c.get('at', 0)) <= float(cfg['restart_window'])]
+    if result == 'success':
+        if os.path.exists(cfg['crash_record']):
+            os.remove(cfg['crash_record'])
+        return 'cleared'
+    if result not in ABNORMAL:
+        return 'kept'    # a start this guard refused, a timeout: not a crash
+    crashes.append({'at': now, 'result': result, 'code': environ.get('EXIT_CODE', ''),
+                    'status': environ.get('EXIT_STATUS', '')})
+    _write_json(cfg['crash_record'], crashes)
+    if len(crashes) > int(cfg['restart_attempts']):
+        _write_json(cfg['crashloop_marker'], {
+            'at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now)), 'crashes': len(crashes),
+            'window': int(cfg['restart_window']), 'last': '%s %s' % (crashes[-1]['code'], crashes[-1]['status']),
+            'service': cfg['service']})
+        # the marker holds the story now; once a person removes it, the count starts again
+        os.remove(cfg['crash_record'])
+        log('CRASH LOOP: PostgreSQL ended abnormally %d times within %ss (last: %s %s); it is not started again. '
+            'Find the cause in journalctl -u %s, then remove %s and start it (systemctl start %s).'
+            % (len(crashes), cfg['restart_window'], crashes[-1]['code'], crashes[-1]['status'], cfg['service'],
+               cfg['crashloop_marker'], cfg['service']))
+        return 'crash loop'
+    log('PostgreSQL ended abnormally (%s %s): systemd starts it again (%d of %s within %ss).'
+        % (environ.get('EXIT_CODE', ''), environ.get('EXIT_STATUS', ''), len(crashes), cfg['restart_attempts'],
+           cfg['restart_window']))
+    return 'crash'
+
+
+def crash_loop_refusal(cfg):
+    """The reason not to start (a crash-loop marker), or None."""
+    marker = cfg.get('crashloop_marker')
+    if not marker or not os.path.exists(marker):
+        return None
+    info = _read_json(marker, {})
+    return ('REFUSING to start: PostgreSQL is in a crash loop (%s abnormal ends within %ss, the last %s; marker %s). '
+            'Find the cause in journalctl -u %s, then remove the marker and start it again.'
+            % (info.get('crashes', '?'), info.get('window', '?'), info.get('last', '?'), marker, cfg['service']))
+
+
+def main(argv=None, environ=None):
+    argv = sys.argv[1:] if argv is None else argv
     with open(CONFIG) as f:
         cfg = json.load(f)
-    if sys.argv[1:] == ['--watch']:
+    if argv == ['--watch']:
         watch(cfg)
         return 0
+    if argv == ['--stopped']:
+        record_stop(cfg, os.environ if environ is None else environ, time.time())
+        return 0
+    refusal = crash_loop_refusal(cfg)
+    if refusal:
+        log(refusal)
+        return 1
+    if not cfg.get('start_guard', True):
+        return 0
+    return guard(cfg)
+
+
+def guard(cfg):
+    """The split-brain start check: 0 allows the start."""
     if os.path.exists(cfg['fence_marker']):
         with open(cfg['fence_marker']) as f:
             log('REFUSING to start: this node is fenced (%s): %s' % (cfg['fence_marker'], f.read().strip()))
@@ -186,7 +280,7 @@ def main():
     deadline = time.monotonic() + cfg['wait_seconds']
     while True:
         answers = ask_peers(cfg)
-        answered = len([a for _, a in answers if a is not None])
+        answered = len([answer for answer in answers if answer[1] is not None])
         found = newer_peer(system_id, timeline, answers)
         if found is not None:
             peer, peer_tl = found
