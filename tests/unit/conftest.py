@@ -2,6 +2,8 @@
 unit tests, and give them the fakes they share (a scripted DB cursor, module
 args, exit_json/fail_json that raise)."""
 
+import contextlib
+import json
 import os
 import re
 import sys
@@ -31,6 +33,11 @@ def _collections_root():
 
 
 sys.path.insert(0, _collections_root())
+
+# The start guard and the VIP state import the collection's rules as the module the roles install beside
+# them on the hosts (/usr/local/lib/pgha/pgha_primary.py): the same file, plugins/plugin_utils/primary.py.
+from ansible_collections.pgha.cluster.plugins.plugin_utils import primary as _primary  # noqa: E402
+sys.modules.setdefault('pgha_primary', _primary)
 
 
 # --------------------------------------------------------------------------
@@ -70,8 +77,24 @@ def module_harness(monkeypatch):
 
 def module_args(args):
     """Context manager exposing args to the AnsibleModule created inside it."""
-    from ansible.module_utils.testing import patch_module_args
+    try:
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:     # ansible-core before 2.19 (the oldest meta/runtime.yml declares is 2.16)
+        return _module_args_before_2_19(args)
     return patch_module_args(args)
+
+
+@contextlib.contextmanager
+def _module_args_before_2_19(args):
+    """What patch_module_args does, the way ansible-core 2.16 to 2.18 read a module's arguments."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+    saved = basic._ANSIBLE_ARGS
+    basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+    try:
+        yield
+    finally:
+        basic._ANSIBLE_ARGS = saved
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import json
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+LOG = None  # the file the notifications go to: set from the second argument
+
 
 class Receiver(BaseHTTPRequestHandler):
     """POST: append the body (JSON) as one line; GET: a health check."""

@@ -1,5 +1,8 @@
 """Pure helpers and connection handling of module_utils/pgha_pg.py."""
 
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
 import datetime
 import decimal
 

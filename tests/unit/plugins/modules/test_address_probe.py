@@ -1,6 +1,9 @@
 """pgha.cluster.address_probe: ARP frames built and parsed (pure), and the probe against a scripted
 raw socket: no answer, a member's answer, a foreign answer named through the candidates."""
 
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
 import socket
 import struct
 

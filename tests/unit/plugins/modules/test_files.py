@@ -2,6 +2,9 @@
 their parents, left alone when they match, rewritten when the content differs, chmod'ed when only the mode
 differs, nothing written in check mode, a diff per changed content, a relative path refused."""
 
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
 import grp
 import os
 import pwd

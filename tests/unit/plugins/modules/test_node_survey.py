@@ -1,6 +1,9 @@
 """pgha.cluster.node_survey: the addresses parsed from ip's output (pure), and the module against a
 scripted cursor: a standby, a primary, PostgreSQL down, a fence marker, the facts it returns."""
 
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
 import psycopg2
 import pytest
 

@@ -1,6 +1,9 @@
 """pgha.cluster.pg_promote against a scripted cursor: promotion, idempotence,
 check mode and every failure path."""
 
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
 import psycopg2
 import pytest
 

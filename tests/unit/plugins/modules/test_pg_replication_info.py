@@ -3,6 +3,9 @@ module against a scripted cursor, on a primary and on a standby, with the
 wait_for_lsn and max_lag_bytes gates; logical replication (logical slots,
 subscriptions) on PostgreSQL 15 and 17."""
 
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
 import datetime
 import re
 
