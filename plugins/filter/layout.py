@@ -5,7 +5,7 @@ cluster: paths, service name, packages, and which PostgreSQL each Debian
 release ships.
 
 pg_layout(version, cluster, port) is what every role and runbook reads (the
-postgresql role exposes it as __postgresql_layout); nothing else computes a
+postgresql role exposes it as pgha_layout); nothing else computes a
 path from the version. debian_postgresql(release) and platform_errors(...)
 decide which (Debian release, PostgreSQL version) pairs are supported.
 Pure functions: unit-tested in tests/unit/plugins/filter/test_layout.py; a
@@ -28,6 +28,15 @@ SOCKET_DIR = '/var/run/postgresql'
 HOME = '/var/lib/postgresql'
 
 
+def pgpass_escape(value):
+    """One field of a ~/.pgpass line: a backslash and a colon escaped with a backslash (libpq's rule).
+
+    A filter, not replace() in the template: in Ansible's templates a backslash in a string literal is not
+    an escape, so a replace() of backslashes written there does not mean what it reads as.
+    """
+    return str(value).replace('\\', '\\\\').replace(':', '\\:')
+
+
 def _version(version):
     try:
         number = int(str(version).strip())
@@ -44,7 +53,7 @@ def pg_layout(version, cluster='main', port=5432):
 
     Returns {version, cluster, port, bin_dir, conf_dir, data_dir, service, socket_dir,
     pid_file, log_file, home, pgpass, initdb_marker, fence_marker, crashloop_marker, crash_record,
-    sync_relaxed_marker, metrics_dir, upgrade_handed_over, upgrade_cutover, server_packages, cron_package}.
+    sync_relaxed_marker, metrics_dir, pgbackrest_conf_dir, pgbackrest_pki_dir, upgrade_handed_over, upgrade_cutover, server_packages, cron_package}.
     The markers live beside the data directory, outside it: a restore or a re-clone
     of the data directory never carries them along. The two upgrade markers (left by
     upgrade.yml's cutover: on the old cluster's members, which handed the writer VIP
@@ -80,6 +89,9 @@ def pg_layout(version, cluster='main', port=5432):
         'metrics_dir': '/var/lib/pgha/metrics',
         'upgrade_handed_over': '%s/.pgha-upgrade-handed-over' % HOME,
         'upgrade_cutover': '%s/.pgha-upgrade-cutover' % HOME,
+        # pgBackRest's configuration and the backup role's TLS certificates (Debian's pgbackrest layout)
+        'pgbackrest_conf_dir': '/etc/pgbackrest',
+        'pgbackrest_pki_dir': '/etc/pgbackrest/pki',
         'server_packages': ['postgresql-%d' % v, 'postgresql-client-%d' % v],
         'cron_package': 'postgresql-%d-cron' % v,
     }
@@ -129,6 +141,7 @@ def missing_packages(dpkg_output, wanted):
 class FilterModule(object):
     def filters(self):
         return {
+            'pgpass_escape': pgpass_escape,
             'missing_packages': missing_packages,
             'pg_layout': pg_layout,
             'debian_postgresql': debian_postgresql,

@@ -3,7 +3,8 @@
 import pytest
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pgha.cluster.plugins.filter.layout import debian_postgresql, pg_layout, platform_errors
+from ansible_collections.pgha.cluster.plugins.filter.layout import (
+    debian_postgresql, pg_layout, pgpass_escape, platform_errors)
 
 
 def test_debian_17_layout():
@@ -88,3 +89,26 @@ def test_missing_packages_from_dpkg_query():
     # removed-but-configured (rc) and unknown (un) are missing; not listed at all is missing; :arch is ignored
     assert missing_packages(out, wanted) == ['keepalived', 'acl', 'python3-psycopg2']
     assert missing_packages('', ['a']) == ['a'] and missing_packages(out, []) == []
+
+
+def _pgpass_fields(line):
+    """How libpq splits a ~/.pgpass line: ':' separates, a backslash takes the next character as it is."""
+    fields, cur, i = [], '', 0
+    while i < len(line):
+        if line[i] == '\\' and i + 1 < len(line):
+            cur += line[i + 1]
+            i += 2
+            continue
+        if line[i] == ':':
+            fields.append(cur)
+            cur = ''
+        else:
+            cur += line[i]
+        i += 1
+    return fields + [cur]
+
+
+@pytest.mark.parametrize('password', ['plain-secret', 'with:colon', 'back\\slash', 'both\\:and::\\\\', 'end\\'])
+def test_a_pgpass_field_reads_back_as_the_password(password):
+    assert pgpass_escape('s3:cr\\et') == 's3\\:cr\\\\et'
+    assert _pgpass_fields('*:5432:*:replicator:' + pgpass_escape(password)) == ['*', '5432', '*', 'replicator', password]
