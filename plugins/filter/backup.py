@@ -15,7 +15,8 @@ directories, and how they may overlap), backup_name_errors (database and role
 names), backup_table_errors (backup_drill_tables), backup_option_errors
 (backup_extra_options: names checked, values never shown, they may be
 secrets), backup_address_errors (backup_host_address), backup_csr_errors (what
-a host's certificate signing request claims). backup_conf_value: an option
+a host's certificate signing request claims), backup_schedule_errors (every
+schedule a cron expression both schedulers run, its keys known). backup_conf_value: an option
 value as pgbackrest.conf wants it.
 
 Pure functions: unit-tested in tests/unit/plugins/filter/test_backup.py.
@@ -34,7 +35,7 @@ import time
 import unicodedata
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pgha.cluster.plugins.filter.cron import CronError, cron_max_gap, cron_to_oncalendar
+from ansible_collections.pgha.cluster.plugins.filter.cron import CronError, cron_error, cron_max_gap, cron_to_oncalendar
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import format_table
 
 KINDS = ('full', 'diff', 'incr', 'dump')
@@ -550,6 +551,32 @@ def backup_path_errors(paths, keep_clear=None):
     return errors
 
 
+_CONTROL = re.compile('[\\x00-\\x08\\x0a-\\x1f\\x7f]')
+
+
+def backup_schedule_errors(schedule, kinds, drill_schedule=''):
+    """backup_schedule (and backup_drill_schedule): only the known kinds, and
+    each schedule set a 5-field cron expression pg_cron and the systemd timers
+    both run, without a line break (pg_cron and the timers' unit files take it
+    as it is). An empty string disables one."""
+    errors = []
+    unknown = [k for k in schedule if k not in kinds]
+    if unknown:
+        errors.append('backup_schedule has unknown keys %s. Fix: use only %s (an empty string disables one).'
+                      % (', '.join(unknown), ', '.join(kinds)))
+    items = [('backup_schedule.%s' % k, v) for k, v in schedule.items() if v != '']
+    if drill_schedule:
+        items.append(('backup_schedule.(backup_drill_schedule)', drill_schedule))
+    for name, value in items:
+        problem = cron_error(value) or ('it holds a line break or another control character'
+                                        if _CONTROL.search(str(value)) else '')
+        if problem:
+            errors.append('%s %s is not a usable schedule: %s. Fix: 5 fields, minute hour day-of-month month'
+                          ' day-of-week, in UTC (for example "0 1 * * 0"), or "" to disable.'
+                          % (name, json.dumps(value), problem))
+    return errors
+
+
 def backup_name_errors(value, variable, kind='database'):
     """Why names written into SQL and shell lines are refused ([] when they are fine).
 
@@ -759,13 +786,13 @@ def native_schedule_errors(schedule, keep_time, variable='backup_wal_summary_kee
     if gap is None:
         return ['backup_schedule.full %r never runs, so the %s backups would have no recent parent. Fix: a schedule '
                 'that runs.' % (schedule['full'], ' and '.join(partial))]
-    need = -(-gap // 60) + 60
+    need = (gap + 59) // 60 + 60
     if keep < need:
         return ['%s=%s is shorter than the longest gap between two full backups (backup_schedule.full %r: %s): the '
                 '%s backups taken at the end of that gap could not read the WAL summaries back to their parent. Fix: '
                 'set %s to %dh or more, or schedule full backups more often.'
                 % (variable, keep_time, schedule['full'], _duration(gap), ' and '.join(partial), variable,
-                   -(-need // 60))]
+                   (need + 59) // 60)]
     return []
 
 
@@ -789,6 +816,7 @@ class FilterModule(object):
             'restore_plan': restore_plan,
             'backup_path_errors': backup_path_errors,
             'backup_name_errors': backup_name_errors,
+            'backup_schedule_errors': backup_schedule_errors,
             'backup_table_errors': backup_table_errors,
             'backup_option_errors': backup_option_errors,
             'backup_conf_value': backup_conf_value,

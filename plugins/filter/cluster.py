@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters the runbooks use to read the cluster and decide what to do.
 
-survey_nodes: one normalized dict per node from what playbooks/tasks/survey.yml
+survey_nodes: one normalized dict per node from what roles/runbook/tasks/survey.yml
 registered (pgha.cluster.node_survey). failover_plan and switchover_plan: the decision, with the reason in
 words an operator reads at 3 a.m. node_table: the survey as aligned text lines.
 status_document: everything status.yml shows, as data (status_lines is its screen,
@@ -18,6 +18,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pgha.cluster.plugins.filter.backup import backup_status_line
 from ansible_collections.pgha.cluster.plugins.filter.validate import lookup as _get
 from ansible_collections.pgha.cluster.plugins.filter.validate import member_address
+from ansible_collections.pgha.cluster.plugins.plugin_utils.primary import counts_as_primary
 from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
     LsnError,
     format_table,
@@ -30,6 +31,11 @@ from ansible_collections.pgha.cluster.plugins.module_utils.pgha_pg import (
 _SENDER_KEYS = ('application_name', 'slot_name', 'client_addr', 'state', 'sync_state', 'replay_lag_bytes',
                 'replay_lag')
 _SLOT_KEYS = ('slot_name', 'slot_type', 'active', 'retained_bytes', 'wal_status')
+
+
+def primaries_of(nodes):
+    """The surveyed nodes that count as primaries (plugin_utils/primary.py: running as one, not fenced)."""
+    return [n for n in nodes if counts_as_primary(n['role'], n['fenced'])]
 
 
 def survey_node(name, info, fenced=False, address=None, addresses=None, vips=None, slot=None, state=None):
@@ -91,7 +97,7 @@ def survey_node(name, info, fenced=False, address=None, addresses=None, vips=Non
 
 
 def survey_report(registered):
-    """(info, fenced) for survey_node from what playbooks/tasks/survey.yml registered with
+    """(info, fenced) for survey_node from what roles/runbook/tasks/survey.yml registered with
     pgha.cluster.node_survey: its replication report when PostgreSQL answered, the result
     itself when the host was unreachable or the module failed, else the error."""
     if not registered or _get(registered, 'unreachable') or _get(registered, 'failed'):
@@ -102,7 +108,7 @@ def survey_report(registered):
     return _get(registered, 'replication', {}), fenced
 
 
-def survey_nodes(names, hostvars, survey_var='pgha_survey', vips=None):
+def survey_nodes(names, hostvars, survey_var='runbook_survey', vips=None):
     """[survey_node(...)] for every name, reading what the survey registered, the member's
     address, its slot (postgresql_slot_name, else slot_name of its name) and the addresses it
     holds (the facts node_survey returned) from hostvars. vips: the VIPs in any form
@@ -163,7 +169,7 @@ def _seconds(value):
 def reference_primary(nodes):
     """The primary the others are measured against: the one unfenced primary; in a split brain
     the one to keep (split_brain); None when no node runs as primary."""
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     if len(primaries) < 2:
         return primaries[0] if primaries else None
     keep = split_brain(nodes)['keep']
@@ -201,7 +207,7 @@ def status_rows(nodes):
     holds back), fenced, vips, error, and is_reference (the primary the others are measured
     against)."""
     reference = reference_primary(nodes)
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     if reference is not None:
         primaries = [reference] + [p for p in primaries if p is not reference]
     by_address = dict((n['address'], n['name']) for n in nodes if n.get('address'))
@@ -331,7 +337,7 @@ def split_brain(nodes):
     {primaries: [{name, timeline, lsn, followers, vips, fork_lsn, bytes_after_fork}],
      keep, discard: [names], reason}. The one to keep is the one the replicas follow, then
     the one holding the writer VIP, then the newest timeline (the promoted one)."""
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     if len(primaries) < 2:
         return None
     standbys = [n for n in nodes if n['role'] == 'standby']
@@ -392,14 +398,14 @@ def cluster_verdict(nodes, old_primary=None, sync_names=None):
     """One line: HEALTHY, DEGRADED: ..., PRIMARY DOWN: run promote.yml, or SPLIT BRAIN: ...
 
     With old_primary (the inventory's primary, as promote.yml takes it) and sync_names (the
-    synchronous standbys: __runbook_sync_hosts), PRIMARY DOWN says what promote.yml would do:
+    synchronous standbys, as the runbook role computes them), PRIMARY DOWN says what promote.yml would do:
     failover_plan's own decision, never a second one."""
     report = split_brain(nodes)
     if report:
         return ('SPLIT BRAIN: %s run as primary; keep %s - run rejoin.yml -e rejoin_host=%s '
                 '-e rejoin_split_brain_confirm=true' % (' and '.join(e['name'] for e in report['primaries']),
                                                         report['keep'], report['discard'][0]))
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     if not primaries:
         old = next((n for n in nodes if n['name'] == old_primary), None)
         if old is not None and restarting(old):
@@ -474,7 +480,7 @@ def _crash_loop_text(node):
 def writes_blocked(nodes):
     """{primary, required, connected, waiting_for} when the one running primary waits for more synchronous
     standbys than are connected (every commit hangs); None otherwise."""
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     if len(primaries) != 1:
         return None
     sync = primaries[0].get('sync') or {}
@@ -491,7 +497,7 @@ def sync_relaxed(nodes):
     synchronous replication is relaxed (the primary's own first); None when no surveyed node has one that
     still counts. A marker counts on the timeline it was left on: a promotion (a new timeline) ends the
     relaxed window, and the promoted node's synchronous_standby_names is the inventory's again."""
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     timelines = [n['timeline'] for n in (primaries or [n for n in nodes if n['running']]) if n.get('timeline')]
     current = max(timelines) if timelines else None
     marked = [n for n in nodes if n.get('sync_relaxed') is not None
@@ -545,7 +551,7 @@ def failover_plan(nodes, old_primary, candidate=None, max_lag_bytes=0, force=Fal
         raise AnsibleFilterError('failover_plan: the old primary %r is not among the surveyed nodes' % old_primary)
     plan = {'action': 'refuse', 'reason': '', 'override': None, 'candidate': None, 'old_primary': old_primary,
             'candidate_lag_bytes': None, 'followers': [], 'lost_bytes_estimate': None}
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     standbys = [n for n in nodes if n['role'] == 'standby']
 
     old = by_name[old_primary]
@@ -647,7 +653,7 @@ def sync_relax_plan(nodes, action='relax', sync_slots=None, count=1, force=False
                           'the inventory to let sync_relax.yml trade RPO 0 for availability.')
         plan['override'] = 'postgresql_synchronous_relax_allowed'
         return plan
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     if len(primaries) != 1:
         plan['reason'] = ('%s: sync_relax.yml works on the one running primary. Run status.yml (and promote.yml, '
                           'or rejoin.yml for a split brain) first.'
@@ -699,7 +705,7 @@ def switchover_plan(nodes, candidate=None, max_lag_bytes=16777216, sync_names=No
     plan = {'action': 'refuse', 'reason': '', 'override': None, 'candidate': None, 'primary': None,
             'followers': []}
     down = [n['name'] for n in nodes if not n['running']]
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     standbys = [n for n in nodes if n['role'] == 'standby']
     if len(primaries) != 1:
         plan['reason'] = ('A switchover needs exactly one running primary; found %d (%s). For a dead primary '
@@ -783,7 +789,7 @@ def rejoin_plan(nodes, host, hostvars=None, split_brain_confirm=False):
         plan.update(action='rejoin', reason='End the split brain: make %s (%s) a replica of %s; its data directory '
                                             'is kept aside first.' % (host, words, report['keep']))
         return plan
-    primaries = [n for n in nodes if n['role'] == 'primary' and not n['fenced']]
+    primaries = primaries_of(nodes)
     if len(primaries) != 1:
         plan['reason'] = ('Need exactly one running primary to rejoin to; found %d (%s). Run promote.yml '
                           'first.' % (len(primaries), ', '.join(n['name'] for n in primaries) or 'none'))
@@ -975,7 +981,7 @@ def status_dot(document):
         attrs = {}
         if not r['reachable'] or r['role'] not in ('primary', 'standby'):
             attrs.update(_GREY)
-        elif r['role'] == 'primary' and not r['fenced']:
+        elif counts_as_primary(r['role'], r['fenced']):
             attrs.update(fillcolor='"#d8f0d8"', penwidth='2')
         else:
             attrs.update(fillcolor='"#dde6f6"')
@@ -1048,7 +1054,7 @@ def _slot_name(host):
 def mark_durations(marks):
     """'survey 3.1, decide 0.2, ...': the seconds from each runbook mark to the next.
 
-    marks: [[name, unix time], ...] in the order the steps began (playbooks/tasks/mark.yml);
+    marks: [[name, unix time], ...] in the order the steps began (roles/runbook/tasks/mark.yml);
     the last mark only closes the one before it."""
     if not isinstance(marks, (list, tuple)):
         raise AnsibleFilterError('mark_durations expects a list of [name, time] pairs, got %r' % (marks,))

@@ -24,7 +24,7 @@ from ansible.errors import AnsibleFilterError
 SYNC_WORKERS_PER_SUBSCRIPTION = 2
 SLOTS_PER_DATABASE = 1 + SYNC_WORKERS_PER_SUBSCRIPTION
 
-#: The runbook marks that bound the write downtime (playbooks/tasks/mark.yml labels).
+#: The runbook marks that bound the write downtime (roles/runbook/tasks/mark.yml labels).
 WRITES_STOPPED = 'writes stopped'
 WRITES_BACK = 'writes back'
 

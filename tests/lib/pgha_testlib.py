@@ -440,6 +440,6 @@ def status_json(inventory=None):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_doc = json.loads(proc.stdout)
     for task in run_doc['plays'][-1]['tasks']:
-        if task['task']['name'] == 'Show the cluster as one JSON document':
+        if task['task']['name'].split(' : ')[-1] == 'Show the cluster as one JSON document':
             return json.loads(task['hosts']['localhost']['msg'])
     raise AssertionError('no JSON document in the output')

@@ -1,6 +1,6 @@
 """One source for the cluster's layout: no role or runbook spells a version-derived path, a
 service name, a package name or a member's address itself. They come from the filter
-pgha.cluster.pg_layout (as the postgresql role's __postgresql_layout) and the filter
+pgha.cluster.pg_layout (as the postgresql role's pgha_layout) and the filter
 pgha.cluster.cluster_members / member_address; a second PostgreSQL version, Debian release or
 cluster name is then one change."""
 
@@ -16,12 +16,12 @@ FILES = sorted(p for pattern in ('roles/**/*', 'playbooks/**/*')
                if os.path.isfile(p) and p.endswith(('.yml', '.j2', '.py', '.sh')))
 
 FORBIDDEN = [
-    (re.compile(r'/usr/lib/postgresql/'), 'the bin directory (__postgresql_layout.bin_dir)'),
-    (re.compile(r'/etc/postgresql/'), 'the configuration directory (__postgresql_layout.conf_dir)'),
-    (re.compile(r'/var/lib/postgresql/'), 'a path under the data directories (__postgresql_layout)'),
-    (re.compile(r'/var/run/postgresql'), 'the socket directory (__postgresql_layout.socket_dir)'),
-    (re.compile(r'postgresql@'), 'the service name (__postgresql_layout.service)'),
-    (re.compile(r"postgresql-(\{\{|' ~|\d)"), 'a package name (__postgresql_layout.server_packages / cron_package)'),
+    (re.compile(r'/usr/lib/postgresql/'), 'the bin directory (pgha_layout.bin_dir)'),
+    (re.compile(r'/etc/postgresql/'), 'the configuration directory (pgha_layout.conf_dir)'),
+    (re.compile(r'/var/lib/postgresql/'), 'a path under the data directories (pgha_layout)'),
+    (re.compile(r'/var/run/postgresql'), 'the socket directory (pgha_layout.socket_dir)'),
+    (re.compile(r'postgresql@'), 'the service name (pgha_layout.service)'),
+    (re.compile(r"postgresql-(\{\{|' ~|\d)"), 'a package name (pgha_layout.server_packages / cron_package)'),
     (re.compile(r'postgresql_version \| default'), 'a second default of postgresql_version'),
     (re.compile(r'postgresql_cluster_name \| default'), 'a second default of postgresql_cluster_name'),
     (re.compile(r"default_ipv4'?\]?\[?'?\.?address"), "a member's address (filter member_address)"),

@@ -50,8 +50,13 @@ def test_the_first_play_checks_the_options_on_localhost_before_any_host(book):
     assert first['hosts'] == 'localhost'
     assert 'vars/options.yml' in first['vars_files']
     check = first['tasks'][0]
-    assert check['ansible.builtin.include_tasks'] == 'tasks/options.yml'
-    assert check['vars'] == {'runbook_options_of': book}
+    # the runbook role's start step (the options, then the clock) or its options step alone
+    assert check['ansible.builtin.include_role'] in ({'name': 'pgha.cluster.runbook', 'tasks_from': 'start'},
+                                                     {'name': 'pgha.cluster.runbook', 'tasks_from': 'options'})
+    assert check['vars'] == {'runbook_options_of': book} or (
+        book == 'upgrade' and check['vars'] == {'runbook_options_of': book, 'runbook_first_mark': 'checks'})
+    options_step = _yaml('roles', 'runbook', 'tasks', check['ansible.builtin.include_role']['tasks_from'] + '.yml')
+    assert 'options.yml' in str(options_step[0]) or 'validate_argument_spec' in str(options_step[0])
 
 
 @pytest.mark.parametrize('book', RUNBOOKS)
@@ -76,11 +81,8 @@ def test_the_playbooks_defaults_are_the_specs(book):
                 assert value == options[name].get('default', ''), (book, play['name'], name)
     with open(os.path.join(ROOT, 'playbooks', book + '.yml')) as f:
         text = f.read()
-    # the playbook and the task files it includes
-    body = text.split('\n- name', 1)[1]
-    for included in set(re.findall(r'include_tasks: tasks/(\w+\.yml)', body)):
-        with open(os.path.join(ROOT, 'playbooks', 'tasks', included)) as f:
-            body += f.read()
+    # the playbook and the role steps it includes (and the task files they include in turn)
+    body = text.split('\n- name', 1)[1] + _steps_text(body_of=text)
     for name, option in options.items():
         # every option is read, with the spec's default where it is read with | default(...)
         used = re.findall(r'\b%s\b(?! *:)(?:\s*\|\s*default\(([^)]*)\))?' % name, body)
@@ -90,6 +92,25 @@ def test_the_playbooks_defaults_are_the_specs(book):
                 assert yaml.safe_load('[%s]' % default)[0] == option['default'], (book, name, default)
         if name not in seen and not option.get('required'):
             assert any(d for d in used), (book, name, 'no default in the playbook')
+
+
+def _steps_text(body_of):
+    """The text of every role step a playbook includes (include_role {name: pgha.cluster.ROLE, tasks_from:
+    STEP}), and of the task files those include, recursively."""
+    seen, out = set(), ''
+    todo = re.findall(r'name: pgha\.cluster\.(\w+), tasks_from: (\w+)', body_of)
+    while todo:
+        role, step = todo.pop()
+        path = os.path.join(ROOT, 'roles', role, 'tasks', step + '.yml')
+        if (role, step) in seen or not os.path.exists(path):
+            continue
+        seen.add((role, step))
+        with open(path) as f:
+            text = f.read()
+        out += text
+        todo += re.findall(r'name: pgha\.cluster\.(\w+), tasks_from: (\w+)', text)
+        todo += [(role, t) for t in re.findall(r'include_tasks: (?:file: )?(\w+)\.yml', text)]
+    return out
 
 
 def _run(tmp_path, book, *extra):

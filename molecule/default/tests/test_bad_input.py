@@ -184,17 +184,17 @@ CASES = {
     'trust from anywhere': dict(
         extra_vars={'postgresql_hba_entries': [
             {'contype': 'host', 'databases': 'all', 'users': 'all', 'source': '0.0.0.0/0', 'method': 'trust'}]},
-        expect=r"postgresql_hba_entries\[0\] \(host from 0\.0\.0\.0/0, users all, method trust\) is refused: anyone "
+        expect=r"postgresql_hba_entries\[\d\] \(host from 0\.0\.0\.0/0, users all, method trust\) is refused: anyone "
                r"who reaches the server .* add network_logins_without_password to postgresql_accepted_risks"),
     'local trust for everyone': dict(
         extra_vars={'postgresql_hba_entries': [{'contype': 'local', 'databases': 'all', 'users': 'all',
                                                 'method': 'trust'}]},
-        expect=r"postgresql_hba_entries\[0\] \(local, users all, method trust\) is refused: every account on the "
+        expect=r"postgresql_hba_entries\[\d\] \(local, users all, method trust\) is refused: every account on the "
                r"host logs in as any role.* local_logins_as_anyone"),
     'md5 over the network': dict(
         extra_vars={'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
                                                 'source': '10.89.74.0/24', 'method': 'md5'}]},
-        expect=r"postgresql_hba_entries\[0\] \(hostssl from 10\.89\.74\.0/24, users app, method md5\) is refused.*"
+        expect=r"postgresql_hba_entries\[\d\] \(hostssl from 10\.89\.74\.0/24, users app, method md5\) is refused.*"
                r"Fix: method scram-sha-256; or, if you mean it, add weak_password_methods"),
     'ident over the network': dict(
         extra_vars={'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app', 'users': 'app',
@@ -209,7 +209,7 @@ CASES = {
         extra_vars={'postgresql_hba_entries': [{'contype': 'hostssl', 'databases': 'app',
                                                 'users': 'app\nhost all all 0.0.0.0/0 trust',
                                                 'source': '10.89.74.0/24', 'method': 'scram-sha-256'}]},
-        expect=r"postgresql_hba_entries\[0\]: users holds a space, a newline or another control character"),
+        expect=r"postgresql_hba_entries\[\d\]: users holds a space, a newline or another control character"),
     # --- durability and secrets in the settings --------------------------------------------
     'fsync off': dict(
         extra_vars={'postgresql_settings': {'fsync': 'off'}},
@@ -339,15 +339,40 @@ TOGETHER = {
     'settings that lose durability or leak passwords': [
         'fsync off', 'full_page_writes off', 'synchronous_commit off', 'unbounded slot WAL retention',
         'every statement in the server log', 'read-only by default'],
+    # one assert reports the pg_hba entries, the replication role and the names that reach paths or apt
+    'access, the replication role, names': [
+        'trust from anywhere', 'local trust for everyone', 'md5 over the network', 'ident over the network',
+        'plain host entry carrying passwords', 'pg_hba field with a newline', 'the superuser as the replication role',
+        'replication password with a newline', 'a cluster name with a space', 'an extra package that is an apt option'],
+    # pg_replica's connection check: the sslmode and the upstream address together
+    'the replication connection': ['replication without TLS', 'an upstream address with conninfo keywords'],
+    # the last preflight play's one assert: bounds and names
+    'bounds and names': ['fence watch interval of 0', 'negative start guard wait', 'a port above 65535',
+                         'a misspelled role variable'],
 }
 
 
 def merged(names):
-    settings = {}
+    """One run for the cases of a group: their extra variables merged (dicts merged, lists joined, no key set
+    twice) and their host_vars too."""
+    extra, host_vars = {}, {}
     for name in names:
-        settings.update(CASES[name]['extra_vars']['postgresql_settings'])
-    assert len(settings) == sum(len(CASES[n]['extra_vars']['postgresql_settings']) for n in names), names
-    return {'extra_vars': {'postgresql_settings': settings}}
+        for key, value in CASES[name].get('extra_vars', {}).items():
+            if isinstance(value, dict):
+                assert not set(value) & set(extra.get(key, {})), (names, key)
+                extra.setdefault(key, {}).update(value)
+            elif isinstance(value, list):
+                extra[key] = extra.get(key, []) + value
+            else:
+                assert key not in extra, (names, key)
+                extra[key] = value
+        for host, hv in CASES[name].get('host_vars', {}).items():
+            assert not set(hv) & set(host_vars.get(host, {})), (names, host)
+            host_vars.setdefault(host, {}).update(hv)
+    spec = {'extra_vars': extra}
+    if host_vars:
+        spec['host_vars'] = host_vars
+    return spec
 
 
 @pytest.fixture(scope='module')

@@ -28,6 +28,11 @@ import socket
 import sys
 import time
 
+# "May this node be a primary?": the collection's one answer (plugins/plugin_utils/primary.py), installed
+# beside this program
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pgha_primary  # noqa: E402  pylint: disable=wrong-import-position
+
 CONFIG = '/etc/pgha/vip-state.json'
 FAULT = 254
 HOLD = 50
@@ -46,15 +51,17 @@ def decide(answer, fenced, was_primary, max_lag_bytes):
 
     answer: None when PostgreSQL did not answer, else {in_recovery, streaming, replay_lag};
     was_primary: whether the node was a running primary at its last answer."""
+    role = None if answer is None else ('standby' if answer['in_recovery'] else 'primary')
+    writer = pgha_primary.writer_vip_priority(role, fenced, was_primary, FAULT, HOLD)
     if fenced:
-        return dict(writer=FAULT, up=1, reader=0, primary=0), False
+        return dict(writer=writer, up=1, reader=0, primary=0), False
     if answer is None:
-        return dict(writer=HOLD if was_primary else FAULT, up=1, reader=0, primary=0), was_primary
-    if not answer['in_recovery']:
-        return dict(writer=0, up=0, reader=0, primary=1), True
+        return dict(writer=writer, up=1, reader=0, primary=0), was_primary
+    if pgha_primary.counts_as_primary(role, fenced):
+        return dict(writer=writer, up=0, reader=0, primary=1), True
     lag = answer.get('replay_lag')
     healthy = bool(answer.get('streaming')) and lag is not None and float(lag) < max_lag_bytes
-    return dict(writer=FAULT, up=0, reader=1 if healthy else 0, primary=0), False
+    return dict(writer=writer, up=0, reader=1 if healthy else 0, primary=0), False
 
 
 def stopped_values(current_writer):

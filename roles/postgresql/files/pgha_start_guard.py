@@ -31,6 +31,11 @@ import subprocess
 import sys
 import time
 
+# "May this node be a primary?": the collection's one answer (plugins/plugin_utils/primary.py), installed
+# in /usr/local/lib/pgha
+sys.path.insert(0, '/usr/local/lib/pgha')
+import pgha_primary  # noqa: E402  pylint: disable=wrong-import-position
+
 CONFIG = '/etc/pgha/guard.json'
 
 
@@ -106,26 +111,14 @@ def ask_peers(cfg):
         return list(zip(peers, pool.map(lambda p: identify(cfg, p), peers)))
 
 
-def newer_peer(system_id, timeline, answers):
-    """The first answer from a peer of the same cluster on a newer timeline, or None."""
-    for peer, found in answers:
-        if found is None or found == 'down':
-            continue
-        peer_id, peer_tl = found
-        if peer_id == system_id and peer_tl > timeline:
-            return peer, peer_tl
-    return None
-
-
 def watch_once(cfg):
     """One round of the fence watch. Returns True when it fenced this node."""
-    if os.path.exists(cfg['fence_marker']):
-        return False
     state = local_state(cfg)
-    if state is None or state[0] or state[2] is None:
+    if state is None or state[2] is None or not pgha_primary.counts_as_primary(
+            'standby' if state[0] else 'primary', os.path.exists(cfg['fence_marker'])):
         return False  # down, or a standby: nothing to watch
     system_id, timeline = state[1], state[2]
-    found = newer_peer(system_id, timeline, ask_peers(cfg))
+    found = pgha_primary.newer_peer(system_id, timeline, ask_peers(cfg))
     if found is None:
         return False
     peer, peer_tl = found
@@ -266,13 +259,15 @@ def main(argv=None, environ=None):
 
 
 def guard(cfg):
-    """The split-brain start check: 0 allows the start."""
-    if os.path.exists(cfg['fence_marker']):
+    """The split-brain start check: 0 allows the start (pgha_primary.start_decision decides)."""
+    fenced = os.path.exists(cfg['fence_marker'])
+    standby = os.path.exists(os.path.join(cfg['data_dir'], 'standby.signal'))
+    if fenced:
         with open(cfg['fence_marker']) as f:
             log('REFUSING to start: this node is fenced (%s): %s' % (cfg['fence_marker'], f.read().strip()))
         log('Make it a replica of the current primary with rejoin.yml, which lifts the fence.')
         return 1
-    if os.path.exists(os.path.join(cfg['data_dir'], 'standby.signal')):
+    if standby:
         return 0
     if not os.path.exists(os.path.join(cfg['data_dir'], 'global', 'pg_control')):
         return 0  # nothing to start yet; PostgreSQL itself will complain
@@ -280,25 +275,23 @@ def guard(cfg):
     deadline = time.monotonic() + cfg['wait_seconds']
     while True:
         answers = ask_peers(cfg)
-        answered = len([answer for answer in answers if answer[1] is not None])
-        found = newer_peer(system_id, timeline, answers)
-        if found is not None:
-            peer, peer_tl = found
-            reason = ('peer %s is on timeline %d, newer than this node\'s %d: a replica was promoted '
-                      'while this node was away' % (peer['name'], peer_tl, timeline))
+        decision, reason = pgha_primary.start_decision(False, False, answers, system_id, timeline,
+                                                       cfg.get('when_alone', 'start'), bool(cfg['peers']))
+        if decision == 'fence':
             fence(cfg, reason)
             log('REFUSING to start as a primary: ' + reason)
             log('Fenced (%s). Run rejoin.yml -e rejoin_host=%s to make this node a replica.'
                 % (cfg['fence_marker'], cfg.get('name', 'THIS_HOST')))
             return 1
+        answered = [a for _peer, a in answers if a is not None]
         if answered or time.monotonic() >= deadline:
             break
         time.sleep(1)
+    if decision == 'refuse':
+        log('REFUSING to start as a primary: no peer answered within %ss, so this node cannot know '
+            'whether a replica was promoted (postgresql_start_guard_when_alone=refuse).' % cfg['wait_seconds'])
+        return 1
     if not answered and cfg['peers']:
-        if cfg.get('when_alone') == 'refuse':
-            log('REFUSING to start as a primary: no peer answered within %ss, so this node cannot know '
-                'whether a replica was promoted (postgresql_start_guard_when_alone=refuse).' % cfg['wait_seconds'])
-            return 1
         log('WARNING: no peer answered within %ss; starting on timeline %d without a check'
             % (cfg['wait_seconds'], timeline))
     return 0

@@ -38,13 +38,9 @@ def run(argv=(), environ=None):
     return guard.main(list(argv), environ or {})
 
 
-def test_newer_peer():
-    answers = [(PEERS[0], ('7311', 1)), (PEERS[1], ('7311', 2))]
-    assert guard.newer_peer('7311', 1, answers) == (PEERS[1], 2)
-    assert guard.newer_peer('7311', 2, answers) is None
-    # another cluster's newer timeline, a peer without PostgreSQL, a silent host: no reason to refuse
-    assert guard.newer_peer('7311', 1, [(PEERS[0], ('9999', 5)), (PEERS[1], 'down')]) is None
-    assert guard.newer_peer('7311', 1, [(PEERS[0], None)]) is None
+def test_the_rules_are_the_collections():
+    """The guard decides with plugins/plugin_utils/primary.py (installed beside it as pgha_primary)."""
+    assert guard.pgha_primary.newer_peer is not None and not hasattr(guard, 'newer_peer')
 
 
 def test_a_primary_starts_when_its_peers_are_on_its_timeline(cfg, monkeypatch):

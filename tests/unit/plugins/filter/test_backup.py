@@ -52,7 +52,7 @@ NODES = [node('db1', 'primary'), node('db2'), node('db3')]
 def test_filters_are_exported():
     assert sorted(FilterModule().filters()) == [
         'backup_address_errors', 'backup_conf_value', 'backup_cron_jobs', 'backup_csr_errors', 'backup_name_errors',
-        'backup_option_errors', 'backup_path_errors', 'backup_size_bytes', 'backup_status', 'backup_status_line',
+        'backup_option_errors', 'backup_path_errors', 'backup_schedule_errors', 'backup_size_bytes', 'backup_status', 'backup_status_line',
         'backup_table', 'backup_table_errors',
         'backup_timers', 'native_schedule_errors', 'restore_plan', 'summary_keep_minutes']
 
@@ -556,3 +556,31 @@ def test_backup_status_line():
     assert line == ['backups       : repo (ok): diff 20261202-010000F_20261202-020000D (1d 2h ago); '
                     'full 20261203-010000F (1d 1h ago); incr none; WAL archived up to 000000020000000000000007, '
                     '1 segment(s) waiting']
+
+
+KINDS = ['full', 'diff', 'incr', 'dump']
+
+
+def test_schedule_errors_accept_the_defaults_and_empty_ones():
+    assert f.backup_schedule_errors({'full': '0 1 * * 0', 'diff': '', 'incr': '0 1 * * 1-6', 'dump': ''}, KINDS,
+                                    '30 4 * * *') == []
+
+
+def test_schedule_errors_name_each_bad_one_and_the_fix():
+    errors = f.backup_schedule_errors({'full': '0 1 * *', 'incr': '0 1 * * 1\n* * * * *'}, KINDS)
+    assert len(errors) == 2
+    assert errors[0].startswith('backup_schedule.full "0 1 * *" is not a usable schedule: ')
+    assert 'Fix: 5 fields' in errors[0]
+    assert errors[1].startswith('backup_schedule.incr ')
+
+
+def test_schedule_errors_a_control_character_in_a_valid_looking_one():
+    errors = f.backup_schedule_errors({'full': '0 1 * * 0\x07'}, KINDS)
+    assert errors and ('control character' in errors[0] or 'not a usable schedule' in errors[0])
+
+
+def test_schedule_errors_unknown_keys_and_the_drill():
+    errors = f.backup_schedule_errors({'weekly': '0 1 * * 0'}, KINDS, 'every day')
+    assert errors[0] == ('backup_schedule has unknown keys weekly. Fix: use only full, diff, incr, dump '
+                         '(an empty string disables one).')
+    assert errors[-1].startswith('backup_schedule.(backup_drill_schedule) "every day" is not a usable schedule')

@@ -74,10 +74,10 @@ def survey(info=None, fenced=False, error=None):
 
 
 def test_survey_nodes_reads_hostvars():
-    hv = {'pg1': {'pgha_survey': survey(primary_info())}, 'pg2': {},
-          'pg3': {'pgha_survey': survey(None, fenced=True, error='connection refused')},
-          'pg4': {'pgha_survey': UNREACHABLE},
-          'pg5': {'pgha_survey': {'failed': True, 'msg': 'psycopg2 is missing'}}}
+    hv = {'pg1': {'runbook_survey': survey(primary_info())}, 'pg2': {},
+          'pg3': {'runbook_survey': survey(None, fenced=True, error='connection refused')},
+          'pg4': {'runbook_survey': UNREACHABLE},
+          'pg5': {'runbook_survey': {'failed': True, 'msg': 'psycopg2 is missing'}}}
     got = survey_nodes(['pg1', 'pg2', 'pg3', 'pg4', 'pg5'], hv)
     assert [n['role'] for n in got] == ['primary', 'unknown', 'down', 'unknown', 'down']
     assert [n['reachable'] for n in got] == [True, False, True, False, True]
@@ -245,9 +245,9 @@ def two_primaries():
         return {'default_ipv4': {'address': address}, 'all_ipv4_addresses': [address] + list(held)}
 
     return survey_nodes(['pg1', 'pg2', 'pg3'], {
-        'pg1': {'pgha_survey': survey(old), 'ansible_facts': facts('10.0.0.1', '10.0.0.100')},
-        'pg2': {'pgha_survey': survey(new), 'ansible_facts': facts('10.0.0.2')},
-        'pg3': {'pgha_survey': survey(follower), 'ansible_facts': facts('10.0.0.3')},
+        'pg1': {'runbook_survey': survey(old), 'ansible_facts': facts('10.0.0.1', '10.0.0.100')},
+        'pg2': {'runbook_survey': survey(new), 'ansible_facts': facts('10.0.0.2')},
+        'pg3': {'runbook_survey': survey(follower), 'ansible_facts': facts('10.0.0.3')},
     }, vips={'writer': '10.0.0.100/24', 'reader': ''})
 
 
@@ -415,10 +415,10 @@ def test_a_member_is_found_by_its_slot_name_then_by_its_address():
     (postgresql_slot_name when the inventory sets one), not its host name."""
     primary = watched_primary([sender('reports', 5 * MB, 1.0, 'potential'), sender('walreceiver', 7, 0.1, addr='10.0.0.3')],
                               [slot('reports', 5 * MB)])
-    hv = {'pg1': {'pgha_survey': survey(primary), 'postgresql_host_address': '10.0.0.1'},
-          'pg2': {'pgha_survey': survey(standby_info('0/1')), 'postgresql_slot_name': 'reports',
+    hv = {'pg1': {'runbook_survey': survey(primary), 'postgresql_host_address': '10.0.0.1'},
+          'pg2': {'runbook_survey': survey(standby_info('0/1')), 'postgresql_slot_name': 'reports',
                   'postgresql_host_address': '10.0.0.2'},
-          'pg3': {'pgha_survey': survey(standby_info('0/1')), 'postgresql_host_address': '10.0.0.3'}}
+          'pg3': {'runbook_survey': survey(standby_info('0/1')), 'postgresql_host_address': '10.0.0.3'}}
     rows = status_rows(survey_nodes(['pg1', 'pg2', 'pg3'], hv))
     assert (rows[1]['slot'], rows[1]['lag_bytes'], rows[1]['sync_state'], rows[1]['retained_bytes']) == \
         ('reports', 5 * MB, 'potential', 5 * MB)

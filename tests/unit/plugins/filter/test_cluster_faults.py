@@ -176,10 +176,10 @@ def test_a_crash_loop_is_named():
 
 
 def test_survey_nodes_reads_what_node_survey_returned():
-    hostvars = {'pg1': {'pgha_survey': {'running': False, 'error': 'down', 'fenced': False,
-                                        'crash_loop': LOOP['crash_loop'], 'sync_relaxed': None,
-                                        'service_state': {'active_state': 'failed'}}},
-                'pg2': {'pgha_survey': {'unreachable': True, 'msg': 'timeout'}}}
+    survey = {'running': False, 'error': 'down', 'fenced': False, 'crash_loop': LOOP['crash_loop'],
+              'sync_relaxed': None, 'service_state': {'active_state': 'failed'}}
+    hostvars = {'pg1': {'runbook_survey': survey},
+                'pg2': {'runbook_survey': {'unreachable': True, 'msg': 'timeout'}}}
     n1, n2 = survey_nodes(['pg1', 'pg2'], hostvars)
     assert n1['crash_loop']['crashes'] == 4 and n1['service'] == {'active_state': 'failed'}
     assert n2['crash_loop'] is None and n2['service'] == {}
