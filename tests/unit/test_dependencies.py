@@ -1,7 +1,9 @@
 """The collections galaxy.yml declares are the ones the roles and playbooks use, and no others.
 
 A used but undeclared collection breaks an outside user's install from the tarball; a declared but
-unused one is a download for nothing (ansible.posix was one).
+unused one is a download for nothing. Besides modules, filters and module_defaults groups, a
+collection counts as used when the README tells users to load one of its plugins by its full name
+(status.yml read by a script: ANSIBLE_STDOUT_CALLBACK=ansible.posix.json).
 """
 import pathlib
 import re
@@ -16,6 +18,8 @@ KEYWORDS = {'name', 'when', 'loop', 'vars', 'register', 'tags', 'notify', 'becom
             'no_log', 'listen', 'block', 'rescue', 'always', 'module_defaults', 'until', 'retries', 'delay', 'args',
             'async', 'poll', 'diff', 'throttle', 'any_errors_fatal', 'local_action', 'connection', 'timeout'}
 FILTER = re.compile(r'(?:\||\bis\b|\b(?:lookup|query|map|select|reject)\(\s*[\'"])\s*([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\.[a-z][a-z0-9_]*')
+
+CALLBACK = re.compile(r'ANSIBLE_STDOUT_CALLBACK=([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\.[a-z][a-z0-9_]*')
 
 
 def _yaml_files():
@@ -50,6 +54,8 @@ def used_collections():
             coll = '.'.join(name.split('.')[:2])
             if coll not in OWN:
                 used.setdefault(coll, str(path.relative_to(ROOT)))
+    for match in CALLBACK.finditer((ROOT / 'README.md').read_text()):
+        used.setdefault(match.group(1), 'README.md')
     return used
 
 
@@ -70,4 +76,11 @@ def test_every_collection_declared_is_used():
 def test_the_scan_sees_the_dependencies_it_must():
     # the scan itself: modules, module_defaults groups and filters are found
     used = used_collections()
-    assert {'community.postgresql', 'community.general', 'community.crypto'} <= set(used), used
+    assert {'community.postgresql', 'community.general', 'community.crypto', 'ansible.posix'} <= set(used), used
+
+
+def test_the_json_callback_the_tests_use_is_the_one_the_readme_names():
+    # ansible-core has no json callback: a bare "json" resolves only while ansible.posix is installed
+    lib = (ROOT / 'tests' / 'lib' / 'pgha_testlib.py').read_text()
+    assert "ANSIBLE_STDOUT_CALLBACK='ansible.posix.json'" in lib
+    assert 'ANSIBLE_STDOUT_CALLBACK=ansible.posix.json' in (ROOT / 'README.md').read_text()
