@@ -244,7 +244,14 @@ def scrape_report():
     missed = sorted((r['metric']['job'], r['metric']['instance']) for r in prom('min_over_time(up[1m]) == 0'))
     slowest = sorted((float(r['value'][1]), r['metric']['job'], r['metric']['instance'])
                      for r in prom('max_over_time(scrape_duration_seconds[1m])'))[-3:]
-    return {'missed a scrape in the last minute': missed, 'slowest scrapes (s)': slowest}
+    import json
+    import urllib.request
+    with urllib.request.urlopen(PROMETHEUS + '/api/v1/targets', timeout=10) as r:
+        targets = json.loads(r.read().decode('utf-8'))['data']['activeTargets']
+    errors = sorted((t['labels'].get('job'), t['labels'].get('instance'), t['health'], t['lastError'])
+                    for t in targets if t['lastError'])
+    return {'missed a scrape in the last minute': missed, 'slowest scrapes (s)': slowest,
+            'targets whose last scrape failed': errors}
 
 
 def notifications():
@@ -376,7 +383,9 @@ def test_the_exporters_role_cannot_write_or_read_table_data():
 def test_a_healthy_cluster_fires_nothing_and_status_says_healthy():
     # two rule evaluations after every target is up, and nothing pending either
     time.sleep(12)
-    assert prom('ALERTS') == [], (prom('ALERTS'), scrape_report())
+    alerts = prom('ALERTS')
+    assert alerts == [], 'alerts: %s\n%s' % ([(a['metric']['alertname'], a['metric'].get('job'), a['metric'].get('instance'),
+                                               a['metric']['alertstate']) for a in alerts], scrape_report())
     assert notifications() == []
     proc = run('status.yml')
     assert proc.returncode == 0, proc.stdout[-4000:]
@@ -435,7 +444,7 @@ def test_bad_input_stops_site_yml_in_its_preflight():
     assert proc.returncode != 0, out[-3000:]
     at = out.index('fatal:')
     failed = out[at:]
-    assert 'Preflight | Check the directories, names, address and options' in out[:at].rsplit('TASK [', 1)[-1], \
+    assert "Preflight | Check the inventory, the backup host's platform and the backup role's variables" in out[:at].rsplit('TASK [', 1)[-1], \
         failed[:3000]
     for case in REPORTED_TOGETHER:
         expect = BAD_INPUT[case]['expect']
