@@ -389,15 +389,20 @@ def archiver(name):
 ALERTS_LOG = '/var/log/pgha-alerts/alerts.jsonl'
 
 
-def prom_query(url, query):
-    """The result vector of a PromQL query, asked of the Prometheus at url from here."""
+def prom_api(url, path):
+    """The data of a Prometheus HTTP API answer (path like /api/v1/targets), asked of the Prometheus at url."""
     import json
-    import urllib.parse
     import urllib.request
-    with urllib.request.urlopen(url + '/api/v1/query?query=' + urllib.parse.quote(query), timeout=10) as r:
+    with urllib.request.urlopen(url + path, timeout=10) as r:
         doc = json.loads(r.read().decode('utf-8'))
     assert doc['status'] == 'success', doc
-    return doc['data']['result']
+    return doc['data']
+
+
+def prom_query(url, query):
+    """The result vector of a PromQL query, asked of the Prometheus at url from here."""
+    import urllib.parse
+    return prom_api(url, '/api/v1/query?query=' + urllib.parse.quote(query))['result']
 
 
 def alert_notifications(watch):

@@ -244,12 +244,8 @@ def scrape_report():
     missed = sorted((r['metric']['job'], r['metric']['instance']) for r in prom('min_over_time(up[1m]) == 0'))
     slowest = sorted((float(r['value'][1]), r['metric']['job'], r['metric']['instance'])
                      for r in prom('max_over_time(scrape_duration_seconds[1m])'))[-3:]
-    import json
-    import urllib.request
-    with urllib.request.urlopen(PROMETHEUS + '/api/v1/targets', timeout=10) as r:
-        targets = json.loads(r.read().decode('utf-8'))['data']['activeTargets']
     errors = sorted((t['labels'].get('job'), t['labels'].get('instance'), t['health'], t['lastError'])
-                    for t in targets if t['lastError'])
+                    for t in lib.prom_api(PROMETHEUS, '/api/v1/targets')['activeTargets'] if t['lastError'])
     return {'missed a scrape in the last minute': missed, 'slowest scrapes (s)': slowest,
             'targets whose last scrape failed': errors}
 
