@@ -18,8 +18,9 @@ VIP = '10.89.62.100'
 SCALE = int(os.environ.get('BENCH_SCALE', '150'))
 
 
-def inventory(primary):
-    return write_inventory(os.path.join(WORK, 'hosts-%s.yml' % primary), {
+def inventory(primary, engine='manual'):
+    return write_inventory(os.path.join(WORK, 'hosts-%s-%s.yml' % (engine, primary)), {
+        'postgresql_failover_engine': engine, 'patroni_rto': 'fast', 'patroni_restapi_password': 'bench-api-secret',
         'postgresql_replication_password': 'bench-replication-secret',
         'postgresql_settings': {'shared_buffers': '256MB', 'max_wal_size': '4GB', 'synchronous_commit': 'on'},
         # as the lab: each commit waits for one of the two standbys
@@ -94,6 +95,60 @@ def keepalived_writer_times(node, since):
         if '(pg_writer) Entering MASTER STATE' in line and master is None:
             master = at
     return left_fault, master
+
+
+def patronictl(node, *args):
+    return subprocess.run(['podman', 'exec', container(node), 'patronictl', '-c', '/etc/patroni/config.yml'] + list(args),
+                          check=True, capture_output=True, text=True).stdout
+
+
+def patroni_leader(nodes):
+    for n in nodes:
+        try:
+            out = patronictl(n, 'list', '-f', 'json')
+        except subprocess.CalledProcessError:
+            continue
+        import json
+        found = [m['Member'] for m in json.loads(out) if m['Role'] == 'Leader']
+        if found:
+            return found[0]
+    return None
+
+
+def patroni_phase(probe, primary):
+    """site.yml with postgresql_failover_engine=patroni on the running cluster, then a postmaster crash, a
+    switchover and a killed primary's container, all decided by Patroni; {measure: seconds}."""
+    out = {}
+    t0 = time.monotonic()
+    took = playbook(inventory(primary, 'patroni'), 'site.yml')
+    out['hand-over write gap'] = probe.longest_gap(t0, time.monotonic())
+    print('== hand-over to Patroni (site.yml): %.1fs, longest write gap %.1fs' % (took, out['hand-over write gap']))
+    time.sleep(3)
+    pid = subprocess.run(['podman', 'exec', container(primary), 'head', '-1', '/var/lib/postgresql/17/main/postmaster.pid'],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    t_kill = time.monotonic()
+    subprocess.run(['podman', 'exec', container(primary), 'kill', '-9', pid], check=True, capture_output=True)
+    while probe.back_after(t_kill) is None and time.monotonic() - t_kill < 90:
+        time.sleep(0.1)
+    out['postmaster crash -> first write'] = probe.back_after(t_kill) - t_kill
+    print('== patroni: postmaster killed: writes back %.1fs after the kill' % out['postmaster crash -> first write'])
+    time.sleep(5)
+    candidate = next(n for n in NODES if n != primary)
+    t0 = time.monotonic()
+    patronictl(primary, 'switchover', '--leader', primary, '--candidate', candidate, '--force')
+    while patroni_leader(NODES) != candidate and time.monotonic() - t0 < 90:
+        time.sleep(0.5)
+    time.sleep(3)
+    out['switchover write gap'] = probe.longest_gap(t0, time.monotonic())
+    print('== patroni: switchover to %s, longest write gap %.1fs' % (candidate, out['switchover write gap']))
+    time.sleep(5)
+    t_kill = time.monotonic()
+    subprocess.run(['podman', 'kill', container(candidate)], check=True, capture_output=True)
+    while probe.back_after(t_kill) is None and time.monotonic() - t_kill < 120:
+        time.sleep(0.1)
+    out['kill -> first write'] = probe.back_after(t_kill) - t_kill
+    print('== patroni: primary container killed: writes back %.1fs after the kill (no runbook)' % out['kill -> first write'])
+    return out
 
 
 def main():
@@ -200,6 +255,9 @@ def main():
         time.sleep(3)
         results.append(('sync_relax.yml restore wall time', playbook(inv, 'sync_relax.yml', '-e',
                                                                      'sync_relax_action=restore')))
+
+        # 6. the same cluster handed over to Patroni (site.yml, no re-clone), then Patroni's own reactions
+        patroni = patroni_phase(probe, new)
         probe.stop.set()
 
         print('\n%-52s %8s' % ('measure (database %s, scale %d)' % (size, SCALE), 'seconds'))
@@ -213,6 +271,14 @@ def main():
         print('ratio postmaster kill->writes / 10 s bound: %.2f' % (by_name['postmaster kill -9 -> first write through the VIP'] / 10.0))
         print('ratio postmaster kill->writes / host kill + promote.yml: %.2f'
               % (by_name['postmaster kill -9 -> first write through the VIP'] / by_name['failover: kill -> first write through the VIP']))
+        print('\nboth engines, one run (s)                              manual   patroni')
+        for what, manual_key in (('kill -> first write', 'failover: kill -> first write through the VIP'),
+                                 ('switchover write gap', 'switchover: longest gap between probe writes'),
+                                 ('postmaster crash -> first write', 'postmaster kill -9 -> first write through the VIP')):
+            print('  %-50s %8.1f %8.1f' % (what, by_name[manual_key], patroni[what]))
+        print('  %-50s %8s %8.1f' % ('hand-over to Patroni: write gap', '-', patroni['hand-over write gap']))
+        print('ratio patroni / manual kill -> first write (no person in the loop vs promote.yml at once): %.2f'
+              % (patroni['kill -> first write'] / by_name['failover: kill -> first write through the VIP']))
         print('\nwhere the seconds went (the runbooks\' summaries; before the first step: Ansible\'s start-up)')
         for name, line in breakdown:
             print('  %-12s %s' % (name, line))

@@ -29,12 +29,13 @@ COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 #: The prefixes of the roles' variables (and of the runbook options that share one).
 ROLE_PREFIXES = ('postgresql_', 'pg_primary_', 'pg_replica_', 'keepalived_', 'backup_', 'monitoring_',
-                 'pgpool_', 'logical_')
+                 'pgpool_', 'logical_', 'etcd_', 'patroni_')
 
 #: Names with a role's prefix that are not variables of a role but are still read (or refused
 #: on purpose by a check of their own).
 EXTRA_KNOWN = frozenset([
     'keepalived_auth_pass',          # refused by keepalived's preflight (VRRPv3 has no authentication)
+    'postgresql_patroni_runs',       # a fact the postgresql role sets (Patroni runs the server)
 ])
 
 #: The override that turns the refusal of unknown names into a warning.
